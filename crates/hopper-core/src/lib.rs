@@ -1,0 +1,21 @@
+//! Hopper's engine: the user model, Locust's users dispatcher and the local runner.
+//!
+//! Load tests are written against this crate through the `hopper` facade
+//! (`use hopper::prelude::*`): [`UserClass`] declares a kind of user, [`task!`] turns an
+//! async function into a [`Task`], [`TaskSet`] groups tasks, and the wait-time functions
+//! ([`between`], [`constant`], ...) pace users exactly as Locust's do.
+
+pub mod control;
+pub mod dispatch;
+pub mod panic_hook;
+pub mod runner;
+pub mod task;
+pub mod timespan;
+pub mod user;
+mod user_loop;
+pub mod wait;
+
+pub use runner::{LocalRunner, RunnerOptions, RunnerState};
+pub use task::{fail, interrupt, stop_user, BoxFuture, Task, TaskError, TaskResult, TaskSet};
+pub use user::{AnyUserClass, User, UserClass};
+pub use wait::{between, constant, constant_pacing, constant_throughput, poisson, WaitTime};

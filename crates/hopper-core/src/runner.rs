@@ -1,0 +1,309 @@
+//! The local runner: starts and stops users as Locust's `LocalRunner` does.
+//!
+//! A test starts from `ready` or `stopped` by clearing the statistics and filtering tasks by
+//! tags; the [`UsersDispatcher`] then says, iteration by iteration, how many users of each
+//! class should be running, and the runner spawns the missing ones and retires the surplus
+//! (newest first). Retiring honours `--stop-timeout`: waiting users stop at once, busy users
+//! may finish their task until the timeout, then they are killed; `on_stop` always runs.
+
+use crate::control::{control, ControlHandle, Signal};
+use crate::dispatch::{UserClassSpec, UsersDispatcher};
+use crate::user::{AnyUserClass, SpawnUser};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+
+/// The single pseudo-worker a local runner dispatches to (as Locust's LocalRunner does).
+const LOCAL: &str = "local";
+
+/// How long a killed user may take to run its `on_stop` before it is abandoned.
+const KILL_GRACE: Duration = Duration::from_secs(5);
+
+/// What the runner needs besides the classes.
+#[derive(Debug, Clone, Default)]
+pub struct RunnerOptions {
+    /// `-H`: replaces every class's host when set.
+    pub host: Option<String>,
+    /// `-s`: how long busy users may finish their task when stopped.
+    pub stop_timeout: Duration,
+    /// `-T`: only tasks with one of these tags run.
+    pub tags: Option<BTreeSet<String>>,
+    /// `-E`: tasks with any of these tags never run.
+    pub exclude_tags: Option<BTreeSet<String>>,
+    /// `--reset-stats`: reset statistics when spawning completes.
+    pub reset_stats: bool,
+}
+
+/// Runner states with Locust's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunnerState {
+    Ready,
+    Spawning,
+    Running,
+    Cleanup,
+    Stopped,
+}
+
+impl fmt::Display for RunnerState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RunnerState::Ready => "ready",
+            RunnerState::Spawning => "spawning",
+            RunnerState::Running => "running",
+            RunnerState::Cleanup => "cleanup",
+            RunnerState::Stopped => "stopped",
+        })
+    }
+}
+
+struct RunningUser {
+    control: ControlHandle,
+    join: JoinHandle<()>,
+}
+
+/// Runs users in this process.
+pub struct LocalRunner {
+    all_classes: Vec<Arc<dyn AnyUserClass>>,
+    classes: Vec<Arc<dyn AnyUserClass>>,
+    options: RunnerOptions,
+    users: BTreeMap<String, Vec<RunningUser>>,
+    retiring: Vec<JoinHandle<bool>>,
+    dispatcher: Option<UsersDispatcher>,
+    state: RunnerState,
+    next_id: u64,
+    host_override: Option<Arc<str>>,
+}
+
+impl LocalRunner {
+    /// A runner for these classes (already restricted to the ones chosen on the command line).
+    pub fn new(classes: Vec<Arc<dyn AnyUserClass>>, options: RunnerOptions) -> LocalRunner {
+        crate::panic_hook::install();
+        let host_override = options
+            .host
+            .as_deref()
+            .filter(|h| !h.is_empty())
+            .map(Arc::from);
+        LocalRunner {
+            classes: classes.clone(),
+            all_classes: classes,
+            options,
+            users: BTreeMap::new(),
+            retiring: Vec::new(),
+            dispatcher: None,
+            state: RunnerState::Ready,
+            next_id: 0,
+            host_override,
+        }
+    }
+
+    /// The current state.
+    pub fn state(&self) -> RunnerState {
+        self.state
+    }
+
+    /// Users currently running (those that stopped by themselves are not counted).
+    pub fn user_count(&mut self) -> usize {
+        self.prune();
+        self.users.values().map(Vec::len).sum()
+    }
+
+    /// Running users per class, every class listed.
+    pub fn user_classes_count(&mut self) -> BTreeMap<String, usize> {
+        self.prune();
+        self.classes
+            .iter()
+            .map(|c| {
+                let n = self.users.get(c.name()).map_or(0, Vec::len);
+                (c.name().to_string(), n)
+            })
+            .collect()
+    }
+
+    /// Ramps to `user_count` users at `spawn_rate` users per second, from whatever is
+    /// running now (a new test when the runner is ready or stopped). Returns when the
+    /// ramp is complete. Dropping the future mid-ramp leaves the users started so far
+    /// running, so a caller may race it against a deadline.
+    pub async fn start(&mut self, user_count: u32, spawn_rate: f64) {
+        if matches!(self.state, RunnerState::Ready | RunnerState::Stopped) {
+            self.begin_test();
+        }
+        self.state = RunnerState::Spawning;
+        tracing::info!(
+            target: "hopper.runners",
+            "Ramping to {user_count} users at a rate of {spawn_rate:.2} per second"
+        );
+        let dispatcher = self.dispatcher.get_or_insert_with(|| {
+            let specs: Vec<UserClassSpec> = self
+                .classes
+                .iter()
+                .map(|c| UserClassSpec {
+                    name: c.name().to_string(),
+                    weight: c.weight(),
+                    fixed_count: c.fixed_count(),
+                })
+                .collect();
+            UsersDispatcher::new(&[LOCAL.to_string()], &specs)
+        });
+        if let Err(e) = dispatcher.new_dispatch(user_count, spawn_rate, None) {
+            tracing::error!(target: "hopper.runners", "Cannot start: {e}");
+            return;
+        }
+        loop {
+            let Some(dispatcher) = self.dispatcher.as_mut() else {
+                break;
+            };
+            let Some(distribution) = dispatcher.next_iteration() else {
+                break;
+            };
+            if let Some(counts) = distribution.get(LOCAL) {
+                self.apply(counts);
+            }
+            // The dispatcher knows Locust's cadence: the interval minus the time this
+            // iteration took, and no sleep after the last one.
+            let delay = self
+                .dispatcher
+                .as_ref()
+                .map_or(Duration::ZERO, UsersDispatcher::delay_before_next);
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+        }
+        let counts = self.user_classes_count();
+        let total: usize = counts.values().sum();
+        let listed: Vec<String> = counts
+            .iter()
+            .map(|(k, v)| format!("\"{k}\": {v}"))
+            .collect();
+        tracing::info!(
+            target: "hopper.runners",
+            "All users spawned: {{{}}} ({total} total users)",
+            listed.join(", ")
+        );
+        self.state = RunnerState::Running;
+        if self.options.reset_stats {
+            tracing::info!(target: "hopper.runners", "Resetting stats");
+            hopper_stats::global().reset_all();
+        }
+    }
+
+    /// Stops every user (honouring the stop timeout) and waits until they have all ended.
+    pub async fn stop(&mut self) {
+        if matches!(self.state, RunnerState::Ready | RunnerState::Stopped) {
+            return;
+        }
+        self.state = RunnerState::Cleanup;
+        self.dispatcher = None;
+        let users: Vec<RunningUser> = std::mem::take(&mut self.users)
+            .into_values()
+            .flatten()
+            .collect();
+        for user in users.into_iter().rev() {
+            self.retire(user);
+        }
+        let mut killed = 0usize;
+        for handle in self.retiring.drain(..) {
+            if handle.await.unwrap_or(false) {
+                killed += 1;
+            }
+        }
+        if killed > 0 {
+            tracing::info!(
+                target: "hopper.runners",
+                "Not all users finished their tasks & terminated in {} seconds. Stopping them...",
+                self.options.stop_timeout.as_secs()
+            );
+        }
+        self.state = RunnerState::Stopped;
+    }
+
+    fn begin_test(&mut self) {
+        hopper_stats::global().clear_all();
+        let tags = self.options.tags.as_ref();
+        let exclude = self.options.exclude_tags.as_ref();
+        self.classes = if tags.is_some() || exclude.is_some() {
+            self.all_classes
+                .iter()
+                .map(|c| c.filtered(tags, exclude))
+                .collect()
+        } else {
+            self.all_classes.clone()
+        };
+        for c in &self.classes {
+            if !c.has_tasks() {
+                tracing::warn!(
+                    target: "hopper.runners",
+                    "User class {} has no tasks{}; its users will stop at once",
+                    c.name(),
+                    if tags.is_some() || exclude.is_some() { " after tag filtering" } else { "" }
+                );
+            }
+        }
+        self.dispatcher = None;
+    }
+
+    /// Makes the running users match one dispatcher iteration: spawn first, then retire.
+    fn apply(&mut self, counts: &BTreeMap<String, u32>) {
+        self.prune();
+        for class in self.classes.clone() {
+            let want = counts.get(class.name()).copied().unwrap_or(0) as usize;
+            let running = self.users.entry(class.name().to_string()).or_default();
+            while running.len() < want {
+                self.next_id += 1;
+                let (handle, ctl) = control();
+                let future = class.clone().run_user(SpawnUser {
+                    id: self.next_id,
+                    host_override: self.host_override.clone(),
+                    seed: fastrand::u64(..),
+                    control: ctl,
+                });
+                running.push(RunningUser {
+                    control: handle,
+                    join: tokio::spawn(future),
+                });
+            }
+        }
+        for class in self.classes.clone() {
+            let want = counts.get(class.name()).copied().unwrap_or(0) as usize;
+            let running = self.users.entry(class.name().to_string()).or_default();
+            let surplus: Vec<RunningUser> = if running.len() > want {
+                running.drain(want..).rev().collect()
+            } else {
+                Vec::new()
+            };
+            for user in surplus {
+                self.retire(user);
+            }
+        }
+        self.retiring.retain(|h| !h.is_finished());
+    }
+
+    /// Stops one user in the background; the handle yields true if it had to be killed.
+    fn retire(&mut self, user: RunningUser) {
+        let timeout = self.options.stop_timeout;
+        self.retiring.push(tokio::spawn(async move {
+            let RunningUser { control, mut join } = user;
+            if timeout.is_zero() {
+                control.send(Signal::Kill);
+            } else {
+                control.send(Signal::Stop);
+                if tokio::time::timeout(timeout, &mut join).await.is_ok() {
+                    return false;
+                }
+                control.send(Signal::Kill);
+            }
+            if tokio::time::timeout(KILL_GRACE, &mut join).await.is_err() {
+                join.abort();
+            }
+            !timeout.is_zero()
+        }));
+    }
+
+    /// Forgets users that ended by themselves (StopUser, failed on_start).
+    fn prune(&mut self) {
+        for users in self.users.values_mut() {
+            users.retain(|u| !u.join.is_finished());
+        }
+    }
+}

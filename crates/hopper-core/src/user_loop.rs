@@ -1,0 +1,269 @@
+//! The life of one user: Locust's `User.run` and `TaskSet.run` loop, as async Rust.
+//!
+//! `on_start`, then forever: pick a task (weighted at random, or in order for sequential
+//! sets), run it, wait. Control flow follows Locust's exceptions: an interrupt leaves a task
+//! set (running its `on_stop`), `StopUser` unwinds every level's `on_stop` and the user's,
+//! a failed task is recorded as an exception and the user waits and carries on. A panic in
+//! a task is caught and treated as a failed task, so one bad request handler cannot take
+//! the whole user down silently.
+
+use crate::control::{Control, Signal};
+use crate::task::{BoxFuture, TaskError, TaskFn, TaskKind, TaskResult, TaskSet};
+use crate::user::{User, UserClass};
+use crate::wait::{Pacing, WaitTime};
+use futures_util::FutureExt;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// How a task set ended, as seen by its parent.
+enum Exit {
+    /// Left by an interrupt: the parent picks its next task now (`true`) or after waiting.
+    Reschedule { now: bool },
+    /// The user is stopping (stop signal, kill or `StopUser`); `on_stop`s already ran.
+    Stop,
+    /// `on_start` of the set failed: the parent records it, waits and carries on.
+    Failed(TaskError),
+}
+
+/// What to do after one task.
+enum Next {
+    Wait,
+    NoWait,
+    Stop,
+}
+
+/// Runs one user until it stops.
+pub(crate) async fn run<S: Send + 'static>(
+    class: Arc<UserClass<S>>,
+    mut user: User<S>,
+    mut ctl: Control,
+) {
+    if let Some(on_start) = &class.on_start {
+        match guarded(on_start, &mut user, &mut ctl).await {
+            None | Some(Err(TaskError::StopUser)) => {
+                finish(&class, &mut user).await;
+                return;
+            }
+            Some(Err(e @ TaskError::Failed { .. })) => {
+                // Locust logs it and the user's greenlet ends for good.
+                record_exception(&e, "on_start");
+                return;
+            }
+            Some(_) => {}
+        }
+    }
+    let mut pacing = Pacing::new(Instant::now());
+    loop {
+        match run_set(
+            &class.tasks,
+            &mut user,
+            &mut ctl,
+            &class.wait_time,
+            &mut pacing,
+        )
+        .await
+        {
+            Exit::Stop => break,
+            // An interrupt at the top level has nowhere to go: keep running the user's tasks.
+            Exit::Reschedule { .. } => continue,
+            Exit::Failed(e) => {
+                record_exception(&e, &class.name);
+                if !wait(&mut user, &mut ctl, &class.wait_time, &mut pacing).await {
+                    break;
+                }
+            }
+        }
+    }
+    finish(&class, &mut user).await;
+}
+
+/// The user's own `on_stop`, which Locust runs on every way out.
+async fn finish<S: Send + 'static>(class: &UserClass<S>, user: &mut User<S>) {
+    if let Some(on_stop) = &class.on_stop {
+        if let Err(e) = run_caught(on_stop, user).await {
+            log_hook_error(&e, "on_stop");
+        }
+    }
+}
+
+/// Runs a task set until it is left. Boxed because task sets nest.
+fn run_set<'a, S: Send + 'static>(
+    set: &'a TaskSet<S>,
+    user: &'a mut User<S>,
+    ctl: &'a mut Control,
+    parent_wait: &'a WaitTime,
+    parent_pacing: &'a mut Pacing,
+) -> BoxFuture<'a, Exit> {
+    Box::pin(async move {
+        // A task set with its own wait time keeps its own pacing, per entry, as Locust keeps
+        // it on the TaskSet instance.
+        let mut own_pacing = Pacing::new(Instant::now());
+        let (wait_time, pacing) = match &set.wait_time {
+            Some(w) => (w, &mut own_pacing),
+            None => (parent_wait, parent_pacing),
+        };
+        if let Some(on_start) = &set.on_start {
+            match guarded(on_start, user, ctl).await {
+                None | Some(Err(TaskError::StopUser)) => {
+                    stop_set(set, user).await;
+                    return Exit::Stop;
+                }
+                Some(Ok(())) => {}
+                // Interrupt in on_start leaves without on_stop, like Locust.
+                Some(Err(TaskError::Interrupt { reschedule })) => {
+                    return Exit::Reschedule { now: reschedule }
+                }
+                Some(Err(TaskError::RescheduleNow)) => return Exit::Reschedule { now: true },
+                Some(Err(TaskError::Reschedule)) => return Exit::Reschedule { now: false },
+                Some(Err(e @ TaskError::Failed { .. })) => return Exit::Failed(e),
+            }
+        }
+        let order = set.expanded();
+        if order.is_empty() {
+            // Locust raises this on every loop; once is enough to say it, then stop the user
+            // instead of spinning.
+            hopper_stats::record_exception(
+                &format!(
+                    "No tasks defined on {}. Use task!() or .task(...) to add tasks",
+                    set.name
+                ),
+                &format!("  in task set {}\n", set.name),
+            );
+            tracing::error!(target: "hopper.user", "No tasks defined on {}", set.name);
+            stop_set(set, user).await;
+            return Exit::Stop;
+        }
+        let mut position = 0usize;
+        loop {
+            if ctl.stopping() {
+                stop_set(set, user).await;
+                return Exit::Stop;
+            }
+            let index = if set.sequential {
+                let i = order[position % order.len()];
+                position += 1;
+                i
+            } else {
+                order[user.rng.usize(..order.len())]
+            };
+            let task = &set.tasks[index];
+            let next = match &task.kind {
+                TaskKind::Fn(f) => match guarded(f, user, ctl).await {
+                    None | Some(Err(TaskError::StopUser)) => Next::Stop,
+                    Some(Ok(())) | Some(Err(TaskError::Reschedule)) => Next::Wait,
+                    Some(Err(TaskError::RescheduleNow)) => Next::NoWait,
+                    Some(Err(TaskError::Interrupt { reschedule })) => {
+                        stop_set(set, user).await;
+                        return Exit::Reschedule { now: reschedule };
+                    }
+                    Some(Err(e @ TaskError::Failed { .. })) => {
+                        record_exception(&e, &task.name);
+                        Next::Wait
+                    }
+                },
+                TaskKind::Set(child) => match run_set(child, user, ctl, wait_time, pacing).await {
+                    Exit::Stop => Next::Stop,
+                    Exit::Reschedule { now: true } => Next::NoWait,
+                    Exit::Reschedule { now: false } => Next::Wait,
+                    Exit::Failed(e) => {
+                        record_exception(&e, &child.name);
+                        Next::Wait
+                    }
+                },
+            };
+            let go_on = match next {
+                Next::NoWait => !ctl.stopping(),
+                Next::Wait => wait(user, ctl, wait_time, pacing).await,
+                Next::Stop => false,
+            };
+            if !go_on {
+                stop_set(set, user).await;
+                return Exit::Stop;
+            }
+        }
+    })
+}
+
+/// A task set's `on_stop`.
+async fn stop_set<S: Send + 'static>(set: &TaskSet<S>, user: &mut User<S>) {
+    if let Some(on_stop) = &set.on_stop {
+        if let Err(e) = run_caught(on_stop, user).await {
+            log_hook_error(&e, "on_stop");
+        }
+    }
+}
+
+/// Sleeps the wait time; a stop signal ends the wait early. False when the user must stop.
+async fn wait<S>(
+    user: &mut User<S>,
+    ctl: &mut Control,
+    wait_time: &WaitTime,
+    pacing: &mut Pacing,
+) -> bool {
+    if ctl.stopping() {
+        return false;
+    }
+    let delay = wait_time.next(&mut user.rng, pacing, Instant::now());
+    if !delay.is_zero() {
+        tokio::select! {
+            biased;
+            _ = ctl.reached(Signal::Stop) => return false,
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+    !ctl.stopping()
+}
+
+/// Runs a task unless killed first. `None` means the user was killed mid-task.
+async fn guarded<S: Send + 'static>(
+    f: &TaskFn<S>,
+    user: &mut User<S>,
+    ctl: &mut Control,
+) -> Option<TaskResult> {
+    tokio::select! {
+        biased;
+        _ = ctl.reached(Signal::Kill) => None,
+        r = run_caught(f, user) => Some(r),
+    }
+}
+
+/// Runs a task, turning a panic into a failed task.
+async fn run_caught<S: Send + 'static>(f: &TaskFn<S>, user: &mut User<S>) -> TaskResult {
+    match AssertUnwindSafe(f(user)).catch_unwind().await {
+        Ok(r) => r,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "task panicked".to_string());
+            let (file, line) = crate::panic_hook::take_last_location()
+                .unwrap_or_else(|| ("<unknown>".to_string(), 0));
+            Err(TaskError::Failed {
+                message: format!("panic: {message}"),
+                file,
+                line,
+            })
+        }
+    }
+}
+
+/// Records a failed task as a Locust exception: message, and where it happened in the
+/// traceback form Locust's UI shows.
+fn record_exception(e: &TaskError, task: &str) {
+    if let TaskError::Failed {
+        message,
+        file,
+        line,
+    } = e
+    {
+        let traceback = format!("  File \"{file}\", line {line}, in {task}\n");
+        tracing::error!(target: "hopper.user.task", "{message}\n{traceback}");
+        hopper_stats::record_exception(message, &traceback);
+    }
+}
+
+fn log_hook_error(e: &TaskError, hook: &str) {
+    tracing::error!(target: "hopper.user", "Uncaught exception in {hook}: {e:?}");
+}

@@ -1,0 +1,461 @@
+//! [`HttpClient`] and its [`RequestBuilder`]: what user code calls.
+
+use crate::conn::{Connections, ReqBody};
+use crate::cookies::CookieJar;
+use crate::errors;
+use crate::response::{Outcome, Pending, Response};
+use crate::url::{self, BaseUrl, Target, UrlError};
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::Method;
+use http_body_util::BodyExt;
+use std::borrow::Cow;
+use std::time::{Duration, Instant};
+
+/// Per-user client settings, as `requests.Session` attributes are in Locust.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Whole-request timeout (connect, send, body). `None` waits forever, like `requests`.
+    pub timeout: Option<Duration>,
+    /// Redirects followed before giving up (`requests` allows 30).
+    pub max_redirects: usize,
+    /// Headers sent with every request unless the request sets them itself.
+    pub default_headers: HeaderMap,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            timeout: None,
+            max_redirects: 30,
+            default_headers: HeaderMap::new(),
+        }
+    }
+}
+
+/// One user's HTTP client: base URL, keep-alive connections and cookies.
+pub struct HttpClient {
+    base: Result<Option<BaseUrl>, UrlError>,
+    conns: Connections,
+    cookies: CookieJar,
+    /// Settings that apply to every request of this user.
+    pub config: ClientConfig,
+}
+
+impl HttpClient {
+    /// A client whose relative paths resolve against `host` (Locust's `host` attribute).
+    /// An invalid host is reported on each request as a failure with `requests`' text.
+    pub fn new(host: Option<&str>) -> HttpClient {
+        HttpClient {
+            base: host
+                .filter(|h| !h.is_empty())
+                .map(BaseUrl::parse)
+                .transpose(),
+            conns: Connections::default(),
+            cookies: CookieJar::default(),
+            config: ClientConfig::default(),
+        }
+    }
+
+    /// The base URL, when one is set and valid.
+    pub fn base_url(&self) -> Option<&str> {
+        self.base
+            .as_ref()
+            .ok()
+            .and_then(|b| b.as_ref())
+            .map(|b| b.as_str())
+    }
+
+    /// `GET path`.
+    pub fn get<'a>(&'a mut self, path: impl Into<Cow<'a, str>>) -> RequestBuilder<'a> {
+        self.request(Method::GET, path)
+    }
+    /// `POST path`.
+    pub fn post<'a>(&'a mut self, path: impl Into<Cow<'a, str>>) -> RequestBuilder<'a> {
+        self.request(Method::POST, path)
+    }
+    /// `PUT path`.
+    pub fn put<'a>(&'a mut self, path: impl Into<Cow<'a, str>>) -> RequestBuilder<'a> {
+        self.request(Method::PUT, path)
+    }
+    /// `PATCH path`.
+    pub fn patch<'a>(&'a mut self, path: impl Into<Cow<'a, str>>) -> RequestBuilder<'a> {
+        self.request(Method::PATCH, path)
+    }
+    /// `DELETE path`.
+    pub fn delete<'a>(&'a mut self, path: impl Into<Cow<'a, str>>) -> RequestBuilder<'a> {
+        self.request(Method::DELETE, path)
+    }
+    /// `HEAD path`.
+    pub fn head<'a>(&'a mut self, path: impl Into<Cow<'a, str>>) -> RequestBuilder<'a> {
+        self.request(Method::HEAD, path)
+    }
+    /// `OPTIONS path`.
+    pub fn options<'a>(&'a mut self, path: impl Into<Cow<'a, str>>) -> RequestBuilder<'a> {
+        self.request(Method::OPTIONS, path)
+    }
+
+    /// A request with any method.
+    pub fn request<'a>(
+        &'a mut self,
+        method: Method,
+        path: impl Into<Cow<'a, str>>,
+    ) -> RequestBuilder<'a> {
+        RequestBuilder {
+            client: self,
+            method,
+            path: path.into(),
+            name: None,
+            headers: HeaderMap::new(),
+            query: String::new(),
+            body: Bytes::new(),
+            timeout: None,
+            catch_response: false,
+            follow_redirects: true,
+            error: None,
+        }
+    }
+
+    /// Forgets all cookies of this user.
+    pub fn clear_cookies(&mut self) {
+        self.cookies.clear();
+    }
+
+    /// Closes this user's connections (the next request opens a new one).
+    pub fn close_connections(&mut self) {
+        self.conns.clear();
+    }
+}
+
+/// One request being prepared; finish it with [`RequestBuilder::send`].
+#[must_use = "a request does nothing until .send().await"]
+pub struct RequestBuilder<'a> {
+    client: &'a mut HttpClient,
+    method: Method,
+    path: Cow<'a, str>,
+    name: Option<Cow<'a, str>>,
+    headers: HeaderMap,
+    query: String,
+    body: Bytes,
+    timeout: Option<Duration>,
+    catch_response: bool,
+    follow_redirects: bool,
+    /// A mistake made while building (bad header, unserialisable JSON), reported on send.
+    error: Option<String>,
+}
+
+impl<'a> RequestBuilder<'a> {
+    /// The name this request is grouped under in the statistics (Locust's `name=`), for
+    /// URLs with ids in them: `client.get(format!("/item/{id}")).name("/item/[id]")`.
+    pub fn name(mut self, name: impl Into<Cow<'a, str>>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Adds a header. An invalid name or value fails the request with a clear error.
+    pub fn header(mut self, name: &str, value: impl AsRef<str>) -> Self {
+        match (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value.as_ref()),
+        ) {
+            (Ok(n), Ok(v)) => {
+                self.headers.append(n, v);
+            }
+            _ => {
+                self.error.get_or_insert_with(|| {
+                    errors::exception("InvalidHeader", &format!("Invalid header: {name}"))
+                });
+            }
+        }
+        self
+    }
+
+    /// `Authorization: Bearer <token>`.
+    pub fn bearer(self, token: &str) -> Self {
+        self.header("authorization", format!("Bearer {token}"))
+    }
+
+    /// Appends query parameters (URL-encoded), like `params=` in `requests`.
+    pub fn query<K: AsRef<str>, V: AsRef<str>>(mut self, pairs: &[(K, V)]) -> Self {
+        let mut ser = form_urlencoded::Serializer::new(std::mem::take(&mut self.query));
+        for (k, v) in pairs {
+            ser.append_pair(k.as_ref(), v.as_ref());
+        }
+        self.query = ser.finish();
+        self
+    }
+
+    /// A JSON body (`Content-Type: application/json`), like `json=` in `requests`.
+    pub fn json<T: serde::Serialize + ?Sized>(mut self, value: &T) -> Self {
+        match serde_json::to_vec(value) {
+            Ok(v) => {
+                self.body = Bytes::from(v);
+                self.set_default_header(header::CONTENT_TYPE, "application/json");
+            }
+            Err(e) => self.error = Some(errors::exception("TypeError", &e.to_string())),
+        }
+        self
+    }
+
+    /// A form body (`application/x-www-form-urlencoded`), like `data={...}` in `requests`.
+    pub fn form<K: AsRef<str>, V: AsRef<str>>(mut self, pairs: &[(K, V)]) -> Self {
+        let mut ser = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in pairs {
+            ser.append_pair(k.as_ref(), v.as_ref());
+        }
+        self.body = Bytes::from(ser.finish());
+        self.set_default_header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        self
+    }
+
+    /// A raw body.
+    pub fn body(mut self, body: impl Into<Bytes>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    /// A timeout for this request only (overrides the client's).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Do not follow redirects (`allow_redirects=False`).
+    pub fn no_redirects(mut self) -> Self {
+        self.follow_redirects = false;
+        self
+    }
+
+    /// Locust's `catch_response=True`: nothing is recorded until the returned [`Response`]
+    /// is dropped, and user code may call [`Response::success`] or [`Response::failure`]
+    /// first to override the status rule.
+    pub fn catch_response(mut self) -> Self {
+        self.catch_response = true;
+        self
+    }
+
+    fn set_default_header(&mut self, name: HeaderName, value: &'static str) {
+        if !self.headers.contains_key(&name) {
+            self.headers.insert(name, HeaderValue::from_static(value));
+        }
+    }
+
+    /// Sends the request, reads the whole body and records it in the statistics (at once, or
+    /// when the response is dropped with `catch_response`). Never fails: a connection error
+    /// gives a response with status 0 whose [`Response::error`] says what happened.
+    pub async fn send(self) -> Response {
+        let started = Instant::now();
+        let RequestBuilder {
+            client,
+            method,
+            path,
+            name,
+            mut headers,
+            query,
+            body,
+            timeout,
+            catch_response,
+            follow_redirects,
+            error,
+        } = self;
+        let path: Cow<'_, str> = if query.is_empty() {
+            path
+        } else {
+            let sep = if path.contains('?') { '&' } else { '?' };
+            Cow::Owned(format!("{path}{sep}{query}"))
+        };
+        let target = match &client.base {
+            _ if url::is_absolute(&path) => Target::parse(&path),
+            Ok(Some(base)) => base.join(&path),
+            Ok(None) => Target::parse(&path),
+            Err(e) => Err(e.clone()),
+        };
+        let name: String = match (&name, &target) {
+            (Some(n), _) => n.to_string(),
+            (None, Ok(t)) => url::default_name(&path, t),
+            (None, Err(_)) => path.to_string(),
+        };
+        let outcome = match (error, target) {
+            (Some(e), _) => Err(e),
+            (None, Err(e)) => Err(errors::exception(e.python_class(), &e.to_string())),
+            (None, Ok(target)) => {
+                for (k, v) in client.config.default_headers.iter() {
+                    if !headers.contains_key(k) {
+                        headers.insert(k.clone(), v.clone());
+                    }
+                }
+                let limit = timeout.or(client.config.timeout);
+                let exchange = exchange(
+                    client,
+                    method.clone(),
+                    target,
+                    headers,
+                    body,
+                    follow_redirects,
+                );
+                match limit {
+                    None => exchange.await,
+                    Some(t) => match tokio::time::timeout(t, exchange).await {
+                        Ok(r) => r,
+                        Err(_) => {
+                            // The connection may hold half a response: never reuse it.
+                            client.conns.clear();
+                            Err(errors::timeout_error(t.as_secs_f64()))
+                        }
+                    },
+                }
+            }
+        };
+        let elapsed = started.elapsed();
+        let (status, headers, body, url, conn_error) = match outcome {
+            Ok(ex) => (ex.status, ex.headers, ex.body, ex.url, None),
+            Err(e) => (0, HeaderMap::new(), Bytes::new(), path.to_string(), Some(e)),
+        };
+        let default_error = conn_error.or_else(|| {
+            let reason = http::StatusCode::from_u16(status)
+                .ok()
+                .and_then(|s| s.canonical_reason())
+                .unwrap_or("");
+            errors::http_status_error(status, reason, &name)
+        });
+        let pending = Pending {
+            method,
+            name,
+            response_time: elapsed,
+            length: body.len() as u64,
+            default_error,
+            outcome: Outcome::Default,
+        };
+        let mut response = Response::new(status, headers, body, url, pending);
+        if !catch_response {
+            response.record_now();
+        }
+        response
+    }
+}
+
+/// What came back from the wire.
+struct Exchange {
+    status: u16,
+    headers: HeaderMap,
+    body: Bytes,
+    url: String,
+}
+
+/// Sends the request and follows redirects the way `requests` does (303, and 301/302 after a
+/// POST, become GET without a body; 307/308 repeat the request).
+async fn exchange(
+    client: &mut HttpClient,
+    mut method: Method,
+    mut target: Target,
+    headers: HeaderMap,
+    mut body: Bytes,
+    follow_redirects: bool,
+) -> Result<Exchange, String> {
+    let mut redirects = 0;
+    loop {
+        let mut req = http::Request::new(ReqBody::new(body.clone()));
+        *req.method_mut() = method.clone();
+        *req.uri_mut() = target.path_and_query.parse().map_err(|_| {
+            errors::exception("InvalidURL", &format!("Invalid URL '{}'", target.url()))
+        })?;
+        let h = req.headers_mut();
+        h.clone_from(&headers);
+        if let Ok(v) = HeaderValue::from_str(&target.host_header) {
+            h.insert(header::HOST, v);
+        }
+        if let Some(auth) = &target.basic_auth {
+            if !h.contains_key(header::AUTHORIZATION) {
+                if let Ok(v) = HeaderValue::from_str(auth) {
+                    h.insert(header::AUTHORIZATION, v);
+                }
+            }
+        }
+        if let Some(cookie) = client
+            .cookies
+            .header_for(&target.host, &target.path_and_query)
+        {
+            if let Ok(v) = HeaderValue::from_str(&cookie) {
+                h.insert(header::COOKIE, v);
+            }
+        }
+        let resp = client.conns.send(&target, req).await?;
+        let (parts, incoming) = resp.into_parts();
+        for sc in parts.headers.get_all(header::SET_COOKIE) {
+            if let Ok(sc) = sc.to_str() {
+                client
+                    .cookies
+                    .store(sc, &target.host, &target.path_and_query);
+            }
+        }
+        let body_bytes = match incoming.collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(e) => {
+                client.conns.discard(&target);
+                return Err(errors::hyper_error(&e));
+            }
+        };
+        let status = parts.status.as_u16();
+        let location = parts
+            .headers
+            .get(header::LOCATION)
+            .and_then(|l| l.to_str().ok());
+        let is_redirect = matches!(status, 301 | 302 | 303 | 307 | 308);
+        match location {
+            Some(loc) if follow_redirects && is_redirect => {
+                redirects += 1;
+                if redirects > client.config.max_redirects {
+                    return Err(errors::exception(
+                        "TooManyRedirects",
+                        &format!("Exceeded {} redirects.", client.config.max_redirects),
+                    ));
+                }
+                target = resolve_location(&target, loc)
+                    .map_err(|e| errors::exception(e.python_class(), &e.to_string()))?;
+                if status == 303 || (matches!(status, 301 | 302) && method == Method::POST) {
+                    if method != Method::HEAD {
+                        method = Method::GET;
+                    }
+                    body = Bytes::new();
+                }
+            }
+            _ => {
+                return Ok(Exchange {
+                    status,
+                    headers: parts.headers,
+                    body: body_bytes,
+                    url: target.url(),
+                })
+            }
+        }
+    }
+}
+
+/// Resolves a `Location` header against the URL that answered with it.
+fn resolve_location(current: &Target, location: &str) -> Result<Target, UrlError> {
+    if url::is_absolute(location) {
+        return Target::parse(location);
+    }
+    let origin = {
+        let u = current.url();
+        let scheme_end = u.find("://").map_or(0, |i| i + 3);
+        let host_end = u[scheme_end..]
+            .find('/')
+            .map_or(u.len(), |i| scheme_end + i);
+        u[..host_end].to_string()
+    };
+    if let Some(rest) = location.strip_prefix("//") {
+        let scheme = &origin[..origin.find("://").unwrap_or(0)];
+        return Target::parse(&format!("{scheme}://{rest}"));
+    }
+    let path = if location.starts_with('/') {
+        location.to_string()
+    } else {
+        let base = current.path_and_query.split('?').next().unwrap_or("/");
+        let dir = &base[..base.rfind('/').map_or(0, |i| i + 1)];
+        format!("{dir}{location}")
+    };
+    let mut t = Target::parse(&format!("{origin}{path}"))?;
+    t.basic_auth.clone_from(&current.basic_auth);
+    Ok(t)
+}

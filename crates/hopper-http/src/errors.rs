@@ -1,0 +1,143 @@
+//! Failure texts in Locust's words.
+//!
+//! Locust stores a failed request's error as the Python `repr` of the exception that
+//! `requests` raised (after unwrapping connection errors to their root cause), and keys
+//! errors by a hash of that text. Writing the same texts here means Hopper's failure tables,
+//! CSV files and — in a mixed cluster — merged error keys match Locust's exactly.
+
+use hopper_stats::pyfmt::python_repr_str;
+use std::io;
+
+/// `HTTPError('404 Client Error: Not Found for url: /missing')`, as `raise_for_status()`
+/// words it, with the URL replaced by the stats name (Locust does this so failures group).
+/// `None` for statuses that `requests` does not treat as errors.
+pub fn http_status_error(status: u16, reason: &str, name: &str) -> Option<String> {
+    let kind = match status {
+        400..=499 => "Client",
+        500..=599 => "Server",
+        _ => return None,
+    };
+    let msg = format!("{status} {kind} Error: {reason} for url: {name}");
+    Some(exception("HTTPError", &msg))
+}
+
+/// `CatchResponseError('reason')`: what `response.failure(reason)` records.
+pub fn catch_response_error(reason: &str) -> String {
+    exception("CatchResponseError", reason)
+}
+
+/// A Python exception with one string argument, as `repr()` prints it.
+pub fn exception(class: &str, msg: &str) -> String {
+    format!("{class}({})", python_repr_str(msg))
+}
+
+/// An `OSError` subclass with errno and text, e.g. `ConnectionRefusedError(111, 'Connection refused')`.
+fn os_exception(class: &str, errno: i32, text: &str) -> String {
+    format!("{class}({errno}, {})", python_repr_str(text))
+}
+
+/// The text Locust shows for a socket-level error: the root cause as Python names it.
+pub fn io_error(e: &io::Error) -> String {
+    if let Some(code) = e.raw_os_error() {
+        // strerror text without Rust's " (os error N)" suffix.
+        let full = e.to_string();
+        let text = full
+            .rsplit_once(" (os error ")
+            .map_or(full.as_str(), |(t, _)| t);
+        let class = match code {
+            111 => "ConnectionRefusedError",
+            104 => "ConnectionResetError",
+            103 => "ConnectionAbortedError",
+            32 => "BrokenPipeError",
+            110 => "TimeoutError",
+            _ => "OSError",
+        };
+        return os_exception(class, code, text);
+    }
+    match e.kind() {
+        io::ErrorKind::UnexpectedEof => exception(
+            "RemoteDisconnected",
+            "Remote end closed connection without response",
+        ),
+        io::ErrorKind::TimedOut => exception("TimeoutError", "timed out"),
+        _ => exception("ConnectionError", &e.to_string()),
+    }
+}
+
+/// The text for a name that does not resolve (Python's `socket.gaierror`).
+pub fn resolve_error(host: &str) -> String {
+    let _ = host;
+    os_exception("gaierror", -2, "Name or service not known")
+}
+
+/// A read that outlived the request's timeout (requests' `ReadTimeout`).
+pub fn timeout_error(timeout_secs: f64) -> String {
+    exception(
+        "ReadTimeout",
+        &format!(
+            "Read timed out. (read timeout={})",
+            hopper_stats::pyfmt::py_float(timeout_secs)
+        ),
+    )
+}
+
+/// Errors hyper reports on a connection: the peer closing early, malformed responses.
+pub fn hyper_error(e: &hyper::Error) -> String {
+    if e.is_incomplete_message() || e.is_canceled() {
+        return exception(
+            "RemoteDisconnected",
+            "Remote end closed connection without response",
+        );
+    }
+    // An io::Error at the bottom of the chain gets Python's errno form.
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<io::Error>() {
+            return io_error(io);
+        }
+        source = s.source();
+    }
+    if e.is_parse() {
+        return exception("BadStatusLine", &e.to_string());
+    }
+    exception("ConnectionError", &e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_errors_match_requests() {
+        assert_eq!(
+            http_status_error(404, "Not Found", "/missing").unwrap(),
+            "HTTPError('404 Client Error: Not Found for url: /missing')"
+        );
+        assert_eq!(
+            http_status_error(503, "Service Unavailable", "/x").unwrap(),
+            "HTTPError('503 Server Error: Service Unavailable for url: /x')"
+        );
+        assert_eq!(http_status_error(302, "Found", "/"), None);
+        assert_eq!(http_status_error(600, "", "/"), None);
+    }
+
+    #[test]
+    fn os_errors_use_python_names() {
+        let e = io::Error::from_raw_os_error(111);
+        assert_eq!(
+            io_error(&e),
+            "ConnectionRefusedError(111, 'Connection refused')"
+        );
+        let e = io::Error::from_raw_os_error(104);
+        assert_eq!(
+            io_error(&e),
+            "ConnectionResetError(104, 'Connection reset by peer')"
+        );
+    }
+
+    #[test]
+    fn catch_response_text_quotes_like_python() {
+        assert_eq!(catch_response_error("bad"), "CatchResponseError('bad')");
+        assert_eq!(catch_response_error("it's"), "CatchResponseError(\"it's\")");
+    }
+}

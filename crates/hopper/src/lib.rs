@@ -1,0 +1,241 @@
+//! Hopper: Locust's load-testing model in Rust.
+//!
+//! Write users and tasks as code, then hand them to [`Hopper`], which gives the program
+//! Locust's whole command line (`-u`, `-r`, `-t`, `--headless`, `-T`, `locust.conf`,
+//! `LOCUST_*` variables, exit codes) and runs the test:
+//!
+//! ```no_run
+//! use hopper::prelude::*;
+//!
+//! #[derive(Default)]
+//! struct Visitor;
+//!
+//! async fn index(user: &mut User<Visitor>) -> TaskResult {
+//!     user.client.get("/").send().await;
+//!     Ok(())
+//! }
+//!
+//! fn main() {
+//!     Hopper::new()
+//!         .user(
+//!             UserClass::new("Visitor", Visitor::default)
+//!                 .wait_time(between(1.0, 2.0))
+//!                 .task(task!(index)),
+//!         )
+//!         .main()
+//! }
+//! ```
+
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod demo_target;
+mod logging;
+pub mod request;
+mod run;
+
+use clap::{CommandFactory, FromArgMatches};
+use hopper_core::AnyUserClass;
+use std::ffi::OsString;
+use std::sync::Arc;
+
+pub use hopper_core::{
+    between, constant, constant_pacing, constant_throughput, fail, interrupt, poisson, stop_user,
+    task, Task, TaskError, TaskResult, TaskSet, User, UserClass, WaitTime,
+};
+pub use hopper_http::{HttpClient, Response};
+
+/// Everything a load test file needs: `use hopper::prelude::*;`.
+pub mod prelude {
+    pub use crate::request::measure;
+    pub use crate::Hopper;
+    pub use hopper_core::{
+        between, constant, constant_pacing, constant_throughput, fail, interrupt, poisson,
+        stop_user, task, Task, TaskError, TaskResult, TaskSet, User, UserClass, WaitTime,
+    };
+    pub use hopper_http::Response;
+    pub use serde_json::json;
+}
+
+/// A load test program: its user classes, and the command line that runs them.
+#[derive(Default)]
+pub struct Hopper {
+    classes: Vec<Arc<dyn AnyUserClass>>,
+    demo_target: bool,
+}
+
+impl Hopper {
+    /// A program with no user classes yet.
+    pub fn new() -> Hopper {
+        Hopper::default()
+    }
+
+    /// Adds a user class.
+    pub fn user<S: Send + 'static>(mut self, class: UserClass<S>) -> Hopper {
+        self.classes.push(Arc::new(class));
+        self
+    }
+
+    /// Enables `--demo`: start the built-in demo target on 127.0.0.1 and use it as the host.
+    /// The `hopper` binary does this; load test programs normally target their own system.
+    pub fn with_demo_target(mut self) -> Hopper {
+        self.demo_target = true;
+        self
+    }
+
+    /// Parses the process's command line, config files and environment, runs, and exits
+    /// with Locust's exit code.
+    pub fn main(self) -> ! {
+        let code = self.run(std::env::args_os().collect());
+        std::process::exit(code)
+    }
+
+    /// Runs with these arguments (`args[0]` is the program name) and returns the exit code.
+    pub fn run(self, args: Vec<OsString>) -> i32 {
+        let mut command = cli::Cli::command();
+        if !self.demo_target {
+            command = command.mut_arg("demo", |a| a.hide(true));
+        }
+        let env = |k: &str| std::env::var(k).ok();
+        let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+        let cwd = std::env::current_dir().unwrap_or_else(|_| ".".into());
+        let layered = match config::layered_args(&command, &args, &env, home.as_deref(), &cwd) {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("hopper: {e}");
+                return 2;
+            }
+        };
+        let matches = match command.try_get_matches_from(layered) {
+            Ok(m) => m,
+            Err(e) => {
+                // Help and version print to stdout and exit 0; usage errors exit 2.
+                let _ = e.print();
+                return e.exit_code();
+            }
+        };
+        let cli = match cli::Cli::from_arg_matches(&matches) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = e.print();
+                return 2;
+            }
+        };
+        self.run_cli(cli)
+    }
+
+    fn run_cli(self, cli: cli::Cli) -> i32 {
+        if cli.version {
+            let exe = std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            println!("hopper {} from {exe} (Rust)", env!("CARGO_PKG_VERSION"));
+            return 0;
+        }
+        if cli.list {
+            println!("Available Users:");
+            for c in &self.classes {
+                println!("    {}", c.name());
+            }
+            return 0;
+        }
+        if !cli.skip_log_setup {
+            if let Err(e) = logging::init(&cli.loglevel, cli.logfile.as_deref()) {
+                eprintln!("hopper: {e}");
+                return 1;
+            }
+        }
+        if cli.demo && !self.demo_target {
+            eprintln!("hopper: --demo is only available in the hopper binary; this program tests its own host (use -H)");
+            return 1;
+        }
+        if cli.locustfile.is_some() {
+            tracing::info!(target: "hopper.main", "-f/--locustfile is ignored: Hopper load tests are compiled into the program");
+        }
+        let unavailable = cli.unavailable();
+        if !unavailable.is_empty() {
+            eprintln!(
+                "hopper: not available in this version yet: {}.\nHopper {} runs headless tests from the command line; remove these options or add --headless.",
+                unavailable.join(", "),
+                env!("CARGO_PKG_VERSION")
+            );
+            return 1;
+        }
+        if cli.show_task_ratio || cli.show_task_ratio_json {
+            return show_task_ratio(&self.classes, cli.show_task_ratio_json);
+        }
+        let classes = match run::select_classes(&self.classes, &cli.user_classes) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(target: "hopper.main", "{}", e.message);
+                eprintln!("hopper: {}", e.message);
+                return e.code;
+            }
+        };
+        run::headless(&cli, classes)
+    }
+}
+
+/// `--show-task-ratio(-json)`: each class's share of users and each task's share.
+fn show_task_ratio(classes: &[Arc<dyn AnyUserClass>], json: bool) -> i32 {
+    let weighted: f64 = classes
+        .iter()
+        .filter(|c| c.fixed_count() == 0)
+        .map(|c| c.weight())
+        .sum();
+    let class_ratio = |c: &Arc<dyn AnyUserClass>| {
+        if c.fixed_count() > 0 || weighted == 0.0 {
+            0.0
+        } else {
+            c.weight() / weighted
+        }
+    };
+    if json {
+        fn tasks_json(r: &[hopper_core::task::TaskRatio]) -> serde_json::Value {
+            serde_json::Value::Object(
+                r.iter()
+                    .map(|t| {
+                        let mut v = serde_json::json!({ "ratio": t.ratio });
+                        if !t.children.is_empty() {
+                            v["tasks"] = tasks_json(&t.children);
+                        }
+                        (t.name.clone(), v)
+                    })
+                    .collect(),
+            )
+        }
+        let per_class: serde_json::Map<String, serde_json::Value> = classes
+            .iter()
+            .map(|c| {
+                (
+                    c.name().to_string(),
+                    serde_json::json!({ "ratio": class_ratio(c), "tasks": tasks_json(&c.ratios()) }),
+                )
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "per_class": per_class }))
+                .unwrap_or_default()
+        );
+        return 0;
+    }
+    fn print_tree(r: &[hopper_core::task::TaskRatio], depth: usize, parent: f64) {
+        for t in r {
+            println!(
+                "{}{:<7.1} {}",
+                "    ".repeat(depth),
+                t.ratio * parent * 100.0,
+                t.name
+            );
+            print_tree(&t.children, depth + 1, t.ratio * parent);
+        }
+    }
+    println!("\n Task ratio per User class");
+    println!(" -------------------------");
+    for c in classes {
+        println!("{:<7.1} {}", class_ratio(c) * 100.0, c.name());
+        print_tree(&c.ratios(), 1, 1.0);
+    }
+    0
+}

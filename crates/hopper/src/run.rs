@@ -1,0 +1,261 @@
+//! A headless run, start to finish, as Locust's `main()` does it: choose the classes, ramp
+//! the users, print the table every 2 s, stop on `--run-time`, Ctrl-C or SIGTERM, print the
+//! summary and return Locust's exit code.
+
+use crate::cli::Cli;
+use crate::demo_target::DemoTarget;
+use hopper_core::{AnyUserClass, LocalRunner, RunnerOptions};
+use hopper_stats::console;
+use std::collections::BTreeSet;
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often the live table is printed (Locust's CONSOLE_STATS_INTERVAL_SEC).
+const CONSOLE_STATS_INTERVAL: Duration = Duration::from_secs(2);
+
+/// A setup problem: message for the user and the exit code (Locust uses 1 for these).
+pub struct SetupError {
+    pub message: String,
+    pub code: i32,
+}
+
+impl SetupError {
+    fn new(message: impl Into<String>) -> SetupError {
+        SetupError {
+            message: message.into(),
+            code: 1,
+        }
+    }
+}
+
+/// Applies Locust's class selection rules: positional names restrict the classes (unknown
+/// ones are an error), classes with neither weight nor fixed count are dropped, and names
+/// must be unique because they identify classes on the wire.
+pub fn select_classes(
+    all: &[Arc<dyn AnyUserClass>],
+    wanted: &[String],
+) -> Result<Vec<Arc<dyn AnyUserClass>>, SetupError> {
+    let mut seen = BTreeSet::new();
+    for c in all {
+        if !seen.insert(c.name()) {
+            return Err(SetupError::new(format!(
+                "Duplicate user class names: {} is defined twice",
+                c.name()
+            )));
+        }
+    }
+    let chosen: Vec<Arc<dyn AnyUserClass>> = if wanted.is_empty() {
+        all.to_vec()
+    } else {
+        let missing: Vec<&str> = wanted
+            .iter()
+            .filter(|w| !all.iter().any(|c| c.name() == w.as_str()))
+            .map(String::as_str)
+            .collect();
+        if !missing.is_empty() {
+            return Err(SetupError::new(format!(
+                "Unknown User(s): {}\nAvailable: {}",
+                missing.join(", "),
+                all.iter().map(|c| c.name()).collect::<Vec<_>>().join(", ")
+            )));
+        }
+        all.iter()
+            .filter(|c| wanted.iter().any(|w| w == c.name()))
+            .cloned()
+            .collect()
+    };
+    let chosen: Vec<_> = chosen
+        .into_iter()
+        .filter(|c| c.weight() > 0.0 || c.fixed_count() > 0)
+        .collect();
+    if chosen.is_empty() {
+        return Err(SetupError::new("No User class found!"));
+    }
+    Ok(chosen)
+}
+
+/// Width of the Name column: Locust's `terminal columns - 80`, clamped to 0..=80, and 80
+/// when the output is not a terminal.
+fn name_width() -> usize {
+    if !std::io::stderr().is_terminal() {
+        return 80;
+    }
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse::<usize>().ok())
+        .map_or(80, |cols| cols.saturating_sub(80).min(80))
+}
+
+/// Runs a headless test and returns the process exit code.
+pub fn headless(cli: &Cli, classes: Vec<Arc<dyn AnyUserClass>>) -> i32 {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        // Each worker thread flushes its statistics shard when it goes idle, so the merged
+        // view is complete without the hot path ever taking a lock.
+        .on_thread_park(hopper_stats::flush_thread)
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("hopper: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    let code = runtime.block_on(run_test(cli, classes));
+    // Users and connections are gone; drop the runtime without waiting on stragglers.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    code
+}
+
+async fn run_test(cli: &Cli, classes: Vec<Arc<dyn AnyUserClass>>) -> i32 {
+    let mut host = cli.host.clone().filter(|h| !h.is_empty());
+    let demo = if cli.demo {
+        match DemoTarget::start(([127, 0, 0, 1], 0).into()).await {
+            Ok(t) => {
+                tracing::info!(target: "hopper.main", "Demo target listening at {}", t.base_url());
+                if host.is_none() {
+                    host = Some(t.base_url());
+                }
+                Some(t)
+            }
+            Err(e) => {
+                eprintln!("hopper: cannot start the demo target on 127.0.0.1: {e}");
+                return 1;
+            }
+        }
+    } else {
+        None
+    };
+    if host.is_none() {
+        for c in classes.iter().filter(|c| c.host().is_none()) {
+            tracing::warn!(
+                target: "hopper.main",
+                "User class {} has no host and none was given with -H/--host: relative URLs will fail",
+                c.name()
+            );
+        }
+    }
+    tracing::info!(target: "hopper.main", "Starting Hopper {}", env!("CARGO_PKG_VERSION"));
+    let mut runner = LocalRunner::new(
+        classes,
+        RunnerOptions {
+            host,
+            stop_timeout: Duration::from_secs(cli.stop_timeout),
+            tags: cli.tags.as_ref().map(|t| t.iter().cloned().collect()),
+            exclude_tags: cli
+                .exclude_tags
+                .as_ref()
+                .map(|t| t.iter().cloned().collect()),
+            reset_stats: cli.reset_stats,
+        },
+    );
+    let width = name_width();
+    let printer = (!cli.only_summary).then(|| tokio::spawn(print_stats_forever(width)));
+    let users = cli.users.unwrap_or(1);
+    let rate = cli.spawn_rate.unwrap_or(1.0);
+    match cli.run_time {
+        Some(t) => tracing::info!(target: "hopper.main", "Run time limit set to {t} seconds"),
+        None => {
+            tracing::info!(target: "hopper.main", "No run time limit set, use CTRL+C to interrupt")
+        }
+    }
+    let run_time = cli.run_time.map(Duration::from_secs);
+    let reason = tokio::select! {
+        _ = async {
+            runner.start(users, rate).await;
+            std::future::pending::<()>().await
+        } => unreachable!("the run future never completes"),
+        _ = sleep_or_forever(run_time) => "--run-time limit reached",
+        _ = tokio::signal::ctrl_c() => "Received Ctrl-C",
+        _ = sigterm() => "Got SIGTERM signal",
+    };
+    tracing::info!(target: "hopper.main", "{reason}, shutting down");
+    tokio::select! {
+        _ = runner.stop() => {}
+        _ = tokio::signal::ctrl_c() => {
+            tracing::warn!(target: "hopper.main", "Second Ctrl-C: not waiting for users to finish");
+        }
+    }
+    if let Some(p) = printer {
+        p.abort();
+    }
+    if let Some(t) = demo {
+        t.shutdown().await;
+    }
+    finish(cli, width).await
+}
+
+/// Collects the final numbers, prints the summary and decides the exit code.
+async fn finish(cli: &Cli, width: usize) -> i32 {
+    let complete =
+        tokio::task::spawn_blocking(|| hopper_stats::global().sync(Duration::from_secs(5)))
+            .await
+            .unwrap_or(false);
+    if !complete {
+        tracing::warn!(target: "hopper.main", "Some statistics could not be collected in time; the summary may miss the last requests");
+    }
+    let stats = hopper_stats::global().lock();
+    let code = if !stats.errors.is_empty() || !stats.exceptions.is_empty() {
+        cli.exit_code_on_error
+    } else {
+        0
+    };
+    tracing::info!(target: "hopper.main", "Shutting down (exit code {code})");
+    let mut out = String::new();
+    out.push_str(&console::stats_table(&stats, false, width));
+    out.push('\n');
+    out.push_str(&console::percentiles_table(&stats, width));
+    out.push('\n');
+    out.push_str(&console::precise_table(&stats, width));
+    out.push('\n');
+    out.push_str(&console::error_report(&stats));
+    if !stats.exceptions.is_empty() {
+        out.push('\n');
+        out.push_str(&console::exceptions_report(&stats));
+    }
+    drop(stats);
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(out.as_bytes());
+    let _ = err.flush();
+    code
+}
+
+/// Prints the live table now and every 2 s, as Locust's stats printer does.
+async fn print_stats_forever(width: usize) {
+    let mut ticker = tokio::time::interval(CONSOLE_STATS_INTERVAL);
+    loop {
+        ticker.tick().await;
+        // Let every thread hand over what it recorded, briefly; a slow thread shows up in
+        // the next table instead of delaying this one.
+        let _ =
+            tokio::task::spawn_blocking(|| hopper_stats::global().sync(Duration::from_millis(200)))
+                .await;
+        let table = console::stats_table(&hopper_stats::global().lock(), true, width);
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "{table}");
+        let _ = err.flush();
+    }
+}
+
+async fn sleep_or_forever(d: Option<Duration>) {
+    match d {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(unix)]
+async fn sigterm() {
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut s) => {
+            s.recv().await;
+        }
+        Err(_) => std::future::pending().await,
+    }
+}
+
+#[cfg(not(unix))]
+async fn sigterm() {
+    std::future::pending().await
+}
