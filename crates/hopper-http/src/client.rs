@@ -270,10 +270,10 @@ impl<'a> RequestBuilder<'a> {
             Ok(None) => Target::parse(&path),
             Err(e) => Err(e.clone()),
         };
-        let name: String = match (&name, &target) {
-            (Some(n), _) => n.to_string(),
-            (None, Ok(t)) => url::default_name(&path, t),
-            (None, Err(_)) => path.to_string(),
+        let name: Cow<'_, str> = match (name, &target) {
+            (Some(n), _) => n,
+            (None, Ok(t)) if url::is_absolute(&path) => Cow::Owned(url::default_name(&path, t)),
+            (None, _) => Cow::Borrowed(&*path),
         };
         let outcome = match (error, target) {
             (Some(e), _) => Err(e),
@@ -306,10 +306,10 @@ impl<'a> RequestBuilder<'a> {
                 }
             }
         };
-        let elapsed = started.elapsed();
-        let (status, headers, body, url, conn_error) = match outcome {
-            Ok(ex) => (ex.status, ex.headers, ex.body, ex.url, None),
-            Err(e) => (0, HeaderMap::new(), Bytes::new(), path.to_string(), Some(e)),
+        let response_time = started.elapsed();
+        let (status, headers, body, target, conn_error) = match outcome {
+            Ok(ex) => (ex.status, ex.headers, ex.body, Some(ex.target), None),
+            Err(e) => (0, HeaderMap::new(), Bytes::new(), None, Some(e)),
         };
         let default_error = conn_error.or_else(|| {
             let reason = http::StatusCode::from_u16(status)
@@ -318,19 +318,36 @@ impl<'a> RequestBuilder<'a> {
                 .unwrap_or("");
             errors::http_status_error(status, reason, &name)
         });
-        let pending = Pending {
-            method,
-            name,
-            response_time: elapsed,
-            length: body.len() as u64,
-            default_error,
-            outcome: Outcome::Default,
+        let length = body.len() as u64;
+        let pending = if catch_response {
+            Some(Pending {
+                method,
+                name: name.into_owned(),
+                response_time,
+                length,
+                default_error: default_error.clone(),
+                outcome: Outcome::Default,
+            })
+        } else {
+            // Recorded now, borrowing the name: the hot path allocates nothing for stats.
+            hopper_stats::record(&hopper_stats::RequestRecord {
+                request_type: method.as_str(),
+                name: &name,
+                response_time: Some(response_time),
+                response_length: length,
+                error: default_error.as_deref(),
+            });
+            None
         };
-        let mut response = Response::new(status, headers, body, url, pending);
-        if !catch_response {
-            response.record_now();
-        }
-        response
+        Response::new(
+            status,
+            headers,
+            body,
+            target,
+            response_time,
+            default_error,
+            pending,
+        )
     }
 }
 
@@ -339,7 +356,7 @@ struct Exchange {
     status: u16,
     headers: HeaderMap,
     body: Bytes,
-    url: String,
+    target: Target,
 }
 
 /// Sends the request and follows redirects the way `requests` does (303, and 301/302 after a
@@ -356,19 +373,19 @@ async fn exchange(
     loop {
         let mut req = http::Request::new(ReqBody::new(body.clone()));
         *req.method_mut() = method.clone();
-        *req.uri_mut() = target.path_and_query.parse().map_err(|_| {
+        *req.uri_mut() = http::Uri::try_from(target.path_and_query.clone()).map_err(|_| {
             errors::exception("InvalidURL", &format!("Invalid URL '{}'", target.url()))
         })?;
         let h = req.headers_mut();
-        h.clone_from(&headers);
-        if let Ok(v) = HeaderValue::from_str(&target.host_header) {
-            h.insert(header::HOST, v);
+        if !headers.is_empty() {
+            h.clone_from(&headers);
+        }
+        if let Some(host) = &target.host_value {
+            h.insert(header::HOST, host.clone());
         }
         if let Some(auth) = &target.basic_auth {
             if !h.contains_key(header::AUTHORIZATION) {
-                if let Ok(v) = HeaderValue::from_str(auth) {
-                    h.insert(header::AUTHORIZATION, v);
-                }
+                h.insert(header::AUTHORIZATION, auth.clone());
             }
         }
         if let Some(cookie) = client
@@ -424,7 +441,7 @@ async fn exchange(
                     status,
                     headers: parts.headers,
                     body: body_bytes,
-                    url: target.url(),
+                    target,
                 })
             }
         }

@@ -20,7 +20,7 @@ pub(crate) type ReqBody = Full<Bytes>;
 
 struct Conn {
     scheme: Scheme,
-    host: String,
+    host: std::sync::Arc<str>,
     port: u16,
     sender: SendRequest<ReqBody>,
 }
@@ -99,7 +99,7 @@ impl Connections {
     }
 
     async fn open(&mut self, target: &Target) -> Result<usize, String> {
-        let stream = match TcpStream::connect((target.host.as_str(), target.port)).await {
+        let stream = match TcpStream::connect((&*target.host, target.port)).await {
             Ok(s) => s,
             Err(e) if e.raw_os_error().is_none() && e.kind() != std::io::ErrorKind::TimedOut => {
                 // tokio reports a failed lookup as a custom error without an errno.

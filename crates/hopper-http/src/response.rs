@@ -1,6 +1,7 @@
 //! [`Response`]: what a request gave back, and Locust's `catch_response` recording.
 
 use crate::errors;
+use crate::url::Target;
 use bytes::Bytes;
 use hopper_stats::RequestRecord;
 use http::{HeaderMap, Method};
@@ -35,7 +36,8 @@ pub struct Response {
     status: u16,
     headers: HeaderMap,
     body: Bytes,
-    url: String,
+    /// Where the final response came from (`None` when no response arrived).
+    target: Option<Target>,
     response_time: Duration,
     error: Option<String>,
     /// Present until recorded; recorded on drop for caught responses.
@@ -47,17 +49,19 @@ impl Response {
         status: u16,
         headers: HeaderMap,
         body: Bytes,
-        url: String,
-        pending: Pending,
+        target: Option<Target>,
+        response_time: Duration,
+        error: Option<String>,
+        pending: Option<Pending>,
     ) -> Response {
         Response {
             status,
             headers,
             body,
-            url,
-            response_time: pending.response_time,
-            error: pending.default_error.clone(),
-            pending: Some(pending),
+            target,
+            response_time,
+            error,
+            pending,
         }
     }
 
@@ -102,9 +106,9 @@ impl Response {
         serde_json::from_slice(&self.body)
     }
 
-    /// The final URL (after redirects).
-    pub fn url(&self) -> &str {
-        &self.url
+    /// The final URL (after redirects), or an empty string when no response arrived.
+    pub fn url(&self) -> String {
+        self.target.as_ref().map(Target::url).unwrap_or_default()
     }
 
     /// Time from sending until the body was read, including redirects.

@@ -6,7 +6,9 @@
 //! what goes on the request line (path and query).
 
 use base64::Engine as _;
+use http::HeaderValue;
 use std::fmt;
+use std::sync::Arc;
 
 /// Why a URL could not be used. The texts follow the exceptions `requests` raises, because
 /// Locust records them as the failure text.
@@ -58,14 +60,16 @@ pub enum Scheme {
 pub struct Target {
     pub scheme: Scheme,
     /// Host without brackets for IPv6 literals.
-    pub host: String,
+    pub host: Arc<str>,
     pub port: u16,
-    /// The `Host` header value (host, plus the port when it is not the scheme's default).
-    pub host_header: String,
+    /// The `Host` header value: the authority as written, without credentials.
+    pub host_header: Arc<str>,
+    /// The same, ready to send (cloning a `HeaderValue` does not copy).
+    pub host_value: Option<HeaderValue>,
     /// Path and query, always starting with `/`.
     pub path_and_query: String,
     /// `Authorization: Basic ...` built from credentials in the URL, if any.
-    pub basic_auth: Option<String>,
+    pub basic_auth: Option<HeaderValue>,
 }
 
 impl Target {
@@ -101,21 +105,21 @@ impl Target {
         if host.is_empty() {
             return Err(UrlError::Invalid(url.to_string()));
         }
-        // The Host header repeats the authority as written (minus credentials).
-        let host_header = hostport.to_string();
-        let basic_auth = userinfo.map(|u| {
+        let basic_auth = userinfo.and_then(|u| {
             let (user, pass) = u.split_once(':').unwrap_or((u, ""));
             let creds = format!("{}:{}", percent_decode(user), percent_decode(pass));
-            format!(
+            let header = format!(
                 "Basic {}",
                 base64::engine::general_purpose::STANDARD.encode(creds)
-            )
+            );
+            HeaderValue::from_str(&header).ok()
         });
         Ok(Target {
             scheme,
-            host,
+            host: Arc::from(host),
             port,
-            host_header,
+            host_header: Arc::from(hostport),
+            host_value: HeaderValue::from_str(hostport).ok(),
             path_and_query,
             basic_auth,
         })
@@ -124,6 +128,19 @@ impl Target {
     /// The key that identifies a reusable connection.
     pub fn conn_key(&self) -> (Scheme, &str, u16) {
         (self.scheme, &self.host, self.port)
+    }
+
+    /// The same origin with another path and query (no parsing, no copies of the host).
+    fn with_path(&self, path_and_query: String) -> Target {
+        Target {
+            scheme: self.scheme,
+            host: self.host.clone(),
+            port: self.port,
+            host_header: self.host_header.clone(),
+            host_value: self.host_value.clone(),
+            path_and_query,
+            basic_auth: self.basic_auth.clone(),
+        }
     }
 
     /// `scheme://host:port` + path, for messages and redirects.
@@ -141,7 +158,10 @@ impl Target {
 pub struct BaseUrl {
     /// The base without credentials, e.g. `http://127.0.0.1:8080/api`.
     text: String,
-    basic_auth: Option<String>,
+    /// The base parsed once; relative requests reuse its origin.
+    origin: Target,
+    /// The base's own path, prefixed to every relative request ("" for a bare host).
+    prefix: String,
 }
 
 impl BaseUrl {
@@ -158,9 +178,17 @@ impl BaseUrl {
             }
             None => host.to_string(),
         };
+        // A base of "http://h" or "http://h/" adds nothing in front of "/path"; a base with
+        // a path ("http://h/api") is prefixed, exactly as Locust's string concatenation does.
+        let tail_start = text.find("://").map_or(0, |i| i + 3);
+        let prefix = text[tail_start..]
+            .find(['/', '?', '#'])
+            .map_or("", |i| &text[tail_start + i..])
+            .to_string();
         Ok(BaseUrl {
             text,
-            basic_auth: target.basic_auth,
+            origin: target,
+            prefix,
         })
     }
 
@@ -175,9 +203,16 @@ impl BaseUrl {
         if is_absolute(path) {
             return Target::parse(path);
         }
+        if path.starts_with('/') && !path.contains('#') && !self.prefix.contains(['?', '#']) {
+            // The common case, on every request: no need to parse the host again.
+            let mut pq = String::with_capacity(self.prefix.len() + path.len());
+            pq.push_str(&self.prefix);
+            pq.push_str(path);
+            return Ok(self.origin.with_path(pq));
+        }
         let mut t = Target::parse(&format!("{}{}", self.text, path))?;
         if t.basic_auth.is_none() {
-            t.basic_auth.clone_from(&self.basic_auth);
+            t.basic_auth.clone_from(&self.origin.basic_auth);
         }
         Ok(t)
     }
@@ -257,17 +292,27 @@ mod tests {
     fn joins_by_concatenation_like_locust() {
         let b = BaseUrl::parse("http://127.0.0.1:8080/api").unwrap();
         let t = b.join("/users?id=1").unwrap();
-        assert_eq!(t.host, "127.0.0.1");
+        assert_eq!(&*t.host, "127.0.0.1");
         assert_eq!(t.port, 8080);
         assert_eq!(t.path_and_query, "/api/users?id=1");
-        assert_eq!(t.host_header, "127.0.0.1:8080");
+        assert_eq!(&*t.host_header, "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn base_path_prefixes_and_odd_paths_fall_back_to_parsing() {
+        let b = BaseUrl::parse("http://127.0.0.1:8080/api/").unwrap();
+        assert_eq!(b.join("/x").unwrap().path_and_query, "/api//x");
+        let b = BaseUrl::parse("http://127.0.0.1:8080").unwrap();
+        assert_eq!(b.join("/x#frag").unwrap().path_and_query, "/x");
+        assert_eq!(b.join("").unwrap().path_and_query, "/");
+        assert_eq!(b.join("?q=1").unwrap().path_and_query, "/?q=1");
     }
 
     #[test]
     fn absolute_urls_bypass_the_base_and_name_by_path() {
         let b = BaseUrl::parse("http://127.0.0.1:8080").unwrap();
         let t = b.join("http://localhost:1/refused?x=1").unwrap();
-        assert_eq!((t.host.as_str(), t.port), ("localhost", 1));
+        assert_eq!((&*t.host, t.port), ("localhost", 1));
         assert_eq!(
             default_name("http://localhost:1/refused?x=1", &t),
             "/refused?x=1"
@@ -281,13 +326,13 @@ mod tests {
         assert_eq!(b.as_str(), "http://127.0.0.1:9");
         let t = b.join("/").unwrap();
         // base64("user:p@ss")
-        assert_eq!(t.basic_auth.as_deref(), Some("Basic dXNlcjpwQHNz"));
+        assert_eq!(t.basic_auth.unwrap(), "Basic dXNlcjpwQHNz");
     }
 
     #[test]
     fn default_ports_and_ipv6() {
         let t = Target::parse("http://example.test/x").unwrap();
-        assert_eq!((t.port, t.host_header.as_str()), (80, "example.test"));
+        assert_eq!((t.port, &*t.host_header), (80, "example.test"));
         let t = Target::parse("https://[::1]:8443").unwrap();
         assert_eq!(
             (t.host.as_str(), t.port, t.path_and_query.as_str()),

@@ -69,7 +69,10 @@ pub fn stats_table(stats: &RequestStats, current: bool, name_width: usize) -> St
 /// One row of the request table (Locust's `StatsEntry.to_string`).
 fn stats_row(out: &mut String, e: &StatsEntry, total: &StatsEntry, current: bool, ncw: usize) {
     let (rps, fail_per_sec) = if current {
-        (e.current_rps(total).as_f64(), e.current_fail_per_sec(total).as_f64())
+        (
+            e.current_rps(total).as_f64(),
+            e.current_fail_per_sec(total).as_f64(),
+        )
     } else {
         (e.total_rps(total), e.total_fail_per_sec(total))
     };
@@ -101,9 +104,16 @@ fn stats_row(out: &mut String, e: &StatsEntry, total: &StatsEntry, current: bool
 /// requests, then the Aggregated row.
 pub fn percentiles_table(stats: &RequestStats, name_width: usize) -> String {
     let mut out = String::from("Response time percentiles (approximated)\n");
-    let labels: Vec<String> = PERCENTILES_TO_REPORT.iter().map(|&p| percentile_label(p)).collect();
+    let labels: Vec<String> = PERCENTILES_TO_REPORT
+        .iter()
+        .map(|&p| percentile_label(p))
+        .collect();
     // The first percentile sits in an 8-wide column, the rest and "# reqs" in 6-wide ones.
-    let _ = write!(out, "{:<8} {:<name_width$} {:>8}", "Type", "Name", labels[0]);
+    let _ = write!(
+        out,
+        "{:<8} {:<name_width$} {:>8}",
+        "Type", "Name", labels[0]
+    );
     for l in labels[1..].iter().map(String::as_str).chain(["# reqs"]) {
         let _ = write!(out, " {l:>6}");
     }
@@ -121,7 +131,11 @@ pub fn percentiles_table(stats: &RequestStats, name_width: usize) -> String {
     separator.pop();
     out.push_str(&separator);
     out.push('\n');
-    for e in stats.entries.values().filter(|e| !e.response_times.is_empty()) {
+    for e in stats
+        .entries
+        .values()
+        .filter(|e| !e.response_times.is_empty())
+    {
         percentile_row(&mut out, e, name_width);
     }
     out.push_str(&separator);
@@ -146,7 +160,8 @@ fn percentile_row(out: &mut String, e: &StatsEntry, name_width: usize) {
 }
 
 /// Quantiles of the precise table, with their column labels.
-const PRECISE_COLUMNS: [(f64, &str); 4] = [(0.5, "p50"), (0.9, "p90"), (0.99, "p99"), (0.999, "p99.9")];
+const PRECISE_COLUMNS: [(f64, &str); 4] =
+    [(0.5, "p50"), (0.9, "p90"), (0.99, "p99"), (0.999, "p99.9")];
 /// Width of the precise table's value columns.
 const PRECISE_WIDTH: usize = 9;
 
@@ -169,7 +184,11 @@ pub fn precise_table(stats: &RequestStats, name_width: usize) -> String {
     separator.push_str(&dashes(8));
     out.push_str(&separator);
     out.push('\n');
-    for e in stats.entries.values().filter(|e| !e.response_times.is_empty()) {
+    for e in stats
+        .entries
+        .values()
+        .filter(|e| !e.response_times.is_empty())
+    {
         precise_row(&mut out, e, name_width);
     }
     out.push_str(&separator);
@@ -233,7 +252,11 @@ pub fn error_report_with_width(stats: &RequestStats, name_width: usize) -> Strin
     }
     let mut out = String::from("Error report\n");
     let _ = writeln!(out, "{:<18} {:<100}", "# occurrences", "Error");
-    let separator = format!("{}|{}", dashes(18), dashes((80 + name_width).saturating_sub(19)));
+    let separator = format!(
+        "{}|{}",
+        dashes(18),
+        dashes((80 + name_width).saturating_sub(19))
+    );
     out.push_str(&separator);
     out.push('\n');
     let mut rows: Vec<(&String, &StatsError)> = stats.errors.iter().collect();
@@ -266,8 +289,12 @@ pub fn exceptions_report_with_width(stats: &RequestStats, name_width: usize) -> 
     }
     const INDENT: &str = "                   "; // under the message column (18 + 1)
     let mut out = String::from("Exception report\n");
-    let _ = writeln!(out, "{:<18} {}", "# occurrences", "Exception");
-    let separator = format!("{}|{}", dashes(18), dashes((80 + name_width).saturating_sub(19)));
+    let _ = writeln!(out, "{:<18} Exception", "# occurrences");
+    let separator = format!(
+        "{}|{}",
+        dashes(18),
+        dashes((80 + name_width).saturating_sub(19))
+    );
     out.push_str(&separator);
     out.push('\n');
     let mut rows: Vec<_> = stats.exceptions.values().collect();
@@ -300,21 +327,56 @@ mod tests {
 
     /// The requests of `testdata/gen_console.py`, logged the same way Locust logs them.
     fn scenario() -> RequestStats {
-        type Event = (f64, &'static str, &'static str, Option<f64>, u64, Option<&'static str>);
+        type Event = (
+            f64,
+            &'static str,
+            &'static str,
+            Option<f64>,
+            u64,
+            Option<&'static str>,
+        );
         let mut events: Vec<Event> = vec![
             (1700000001.2, "GET", "/", Some(12.3456), 100, None),
             (1700000001.7, "GET", "/", Some(145.0), 100, None),
             (1700000002.1, "GET", "/", Some(3.5), 120, None),
             (1700000003.4, "GET", "/", None, 0, None),
-            (1700000004.0, "POST", "/login", Some(2500.0), 0, Some("CatchResponseError('bad body')")),
+            (
+                1700000004.0,
+                "POST",
+                "/login",
+                Some(2500.0),
+                0,
+                Some("CatchResponseError('bad body')"),
+            ),
             (1700000005.5, "POST", "/login", Some(58760.4), 10, None),
-            (1700000006.25, "GET", "/missing", Some(1.86), 0, Some(NOT_FOUND)),
-            (1700000007.0, "GET", "/missing", Some(5.463743000007071), 0, Some(NOT_FOUND)),
+            (
+                1700000006.25,
+                "GET",
+                "/missing",
+                Some(1.86),
+                0,
+                Some(NOT_FOUND),
+            ),
+            (
+                1700000007.0,
+                "GET",
+                "/missing",
+                Some(5.463743000007071),
+                0,
+                Some(NOT_FOUND),
+            ),
             (1700000008.9, "WS", "chat", Some(0.4), 5, None),
             (1700000012.3, "GET", LONG, Some(33.0), 0, None),
         ];
         for s in 0..10 {
-            events.push((1700000005.5 + s as f64, "GET", "/", Some(20.0 + s as f64), 50, None));
+            events.push((
+                1700000005.5 + s as f64,
+                "GET",
+                "/",
+                Some(20.0 + s as f64),
+                50,
+                None,
+            ));
         }
         events.push((1700000015.5, "GET", "/", Some(7.0), 0, None));
         // Stable, like Python's sort: equal times keep list order.
@@ -347,8 +409,14 @@ mod tests {
     fn stats_tables_match_locust() {
         let stats = scenario();
         for w in [80, 20, 2] {
-            same(&stats_table(&stats, true, w), &format!("console_stats_current_w{w}.txt"));
-            same(&stats_table(&stats, false, w), &format!("console_stats_total_w{w}.txt"));
+            same(
+                &stats_table(&stats, true, w),
+                &format!("console_stats_current_w{w}.txt"),
+            );
+            same(
+                &stats_table(&stats, false, w),
+                &format!("console_stats_total_w{w}.txt"),
+            );
         }
         let empty = RequestStats::new(true, 1700000000.0);
         same(&stats_table(&empty, true, 80), "console_stats_empty.txt");
@@ -358,10 +426,16 @@ mod tests {
     fn percentile_tables_match_locust() {
         let stats = scenario();
         for w in [80, 20, 2] {
-            same(&percentiles_table(&stats, w), &format!("console_percentiles_w{w}.txt"));
+            same(
+                &percentiles_table(&stats, w),
+                &format!("console_percentiles_w{w}.txt"),
+            );
         }
         let empty = RequestStats::new(true, 1700000000.0);
-        same(&percentiles_table(&empty, 80), "console_percentiles_empty.txt");
+        same(
+            &percentiles_table(&empty, 80),
+            "console_percentiles_empty.txt",
+        );
     }
 
     #[test]
@@ -369,7 +443,10 @@ mod tests {
         let stats = scenario();
         same(&error_report(&stats), "console_errors_w80.txt");
         for w in [80, 20, 2] {
-            same(&error_report_with_width(&stats, w), &format!("console_errors_w{w}.txt"));
+            same(
+                &error_report_with_width(&stats, w),
+                &format!("console_errors_w{w}.txt"),
+            );
         }
         assert_eq!(error_report(&RequestStats::new(true, 0.0)), "");
     }
@@ -380,7 +457,17 @@ mod tests {
         let stats = scenario();
         let now = 1700000016.3;
         let g = &stats.total;
-        type Row = (PyNum, f64, f64, f64, f64, PyNum, Option<u64>, Option<u64>, Vec<i64>);
+        type Row = (
+            PyNum,
+            f64,
+            f64,
+            f64,
+            f64,
+            PyNum,
+            Option<u64>,
+            Option<u64>,
+            Vec<i64>,
+        );
         let row = |e: &StatsEntry| -> Row {
             (
                 e.median_response_time(),
@@ -391,21 +478,80 @@ mod tests {
                 e.avg_content_length(),
                 e.get_current_response_time_percentile(0.5, now),
                 e.get_current_response_time_percentile(0.95, now),
-                e.response_times_cache.iter().map(|(s, _)| *s - 1700000000).collect(),
+                e.response_times_cache
+                    .iter()
+                    .map(|(s, _)| *s - 1700000000)
+                    .collect(),
             )
         };
         let got: Vec<Row> = stats.entries.values().chain([g]).map(row).collect();
         let want: Vec<Row> = vec![
-            (PyNum::Int(24), 0.9, 0.0, 0.967741935483871, 29.48897142857143,
-             PyNum::Float(54.666666666666664), Some(25), Some(29), vec![1, 2, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]),
-            (PyNum::Int(33), 0.1, 0.0, 0.06451612903225806, 33.0, PyNum::Float(0.0), Some(33), Some(33), vec![12]),
-            (PyNum::Float(58760.4), 0.2, 0.1, 0.12903225806451613, 30630.2, PyNum::Float(5.0),
-             Some(59000), Some(59000), vec![4]),
-            (PyNum::Int(5), 0.2, 0.2, 0.12903225806451613, 3.6618715000035356, PyNum::Float(0.0),
-             Some(5), Some(5), vec![6]),
-            (PyNum::Float(0.4), 0.1, 0.0, 0.06451612903225806, 0.4, PyNum::Float(5.0), Some(0), Some(0), vec![8]),
-            (PyNum::Int(24), 1.5, 0.3, 1.3548387096774193, 3085.6984671500004, PyNum::Float(39.76190476190476),
-             Some(25), Some(33), (0..=14).collect()),
+            (
+                PyNum::Int(24),
+                0.9,
+                0.0,
+                0.967741935483871,
+                29.48897142857143,
+                PyNum::Float(54.666666666666664),
+                Some(25),
+                Some(29),
+                vec![1, 2, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14],
+            ),
+            (
+                PyNum::Int(33),
+                0.1,
+                0.0,
+                0.06451612903225806,
+                33.0,
+                PyNum::Float(0.0),
+                Some(33),
+                Some(33),
+                vec![12],
+            ),
+            (
+                PyNum::Float(58760.4),
+                0.2,
+                0.1,
+                0.12903225806451613,
+                30630.2,
+                PyNum::Float(5.0),
+                Some(59000),
+                Some(59000),
+                vec![4],
+            ),
+            (
+                PyNum::Int(5),
+                0.2,
+                0.2,
+                0.12903225806451613,
+                3.6618715000035356,
+                PyNum::Float(0.0),
+                Some(5),
+                Some(5),
+                vec![6],
+            ),
+            (
+                PyNum::Float(0.4),
+                0.1,
+                0.0,
+                0.06451612903225806,
+                0.4,
+                PyNum::Float(5.0),
+                Some(0),
+                Some(0),
+                vec![8],
+            ),
+            (
+                PyNum::Int(24),
+                1.5,
+                0.3,
+                1.3548387096774193,
+                3085.6984671500004,
+                PyNum::Float(39.76190476190476),
+                Some(25),
+                Some(33),
+                (0..=14).collect(),
+            ),
         ];
         assert_eq!(got, want);
     }
@@ -465,7 +611,11 @@ POST     /slow                     1235      1235      1235      1235      1235 
         let tb = "  File \"tasks.rs\", line 12, in checkout\n    cart.pay()\n";
         stats.log_exception("local", "ZeroDivisionError: division by zero", tb);
         stats.log_exception("local", "ZeroDivisionError: division by zero", tb);
-        stats.log_exception("worker_1", "KeyError: 'id'", "  File \"a.rs\", line 3, in f\n");
+        stats.log_exception(
+            "worker_1",
+            "KeyError: 'id'",
+            "  File \"a.rs\", line 3, in f\n",
+        );
         assert_eq!(stats.exceptions[&exception_key(tb)].count, 2);
         let sep = format!("{}|{}", "-".repeat(18), "-".repeat(141));
         let indent = " ".repeat(19);

@@ -289,7 +289,10 @@ impl StatsEntry {
                 self.total_response_time += rt;
                 self.min_response_time = Some(self.min_response_time.map_or(rt, |m| m.min(rt)));
                 self.max_response_time = self.max_response_time.max(rt);
-                *self.response_times.entry(bucket_response_time(rt)).or_insert(0) += 1;
+                *self
+                    .response_times
+                    .entry(bucket_response_time(rt))
+                    .or_insert(0) += 1;
                 hdr_record(&mut self.hdr, ms_to_us(rt));
             }
         }
@@ -335,8 +338,11 @@ impl StatsEntry {
         if self.response_times.is_empty() {
             return PyNum::Int(0);
         }
-        let median =
-            calculate_response_time_percentile(&self.response_times, self.num_timed_requests(), 0.5);
+        let median = calculate_response_time_percentile(
+            &self.response_times,
+            self.num_timed_requests(),
+            0.5,
+        );
         let m = median as f64;
         if m > self.max_response_time {
             PyNum::Float(self.max_response_time)
@@ -360,9 +366,7 @@ impl StatsEntry {
         let t = now as i64;
         let w = CURRENT_RESPONSE_TIME_PERCENTILE_WINDOW;
         let candidates = std::iter::once(t - w).chain((1..9).flat_map(|i| [t - w - i, t - w + i]));
-        let cached = candidates
-            .filter_map(|ts| self.cached_at(ts))
-            .next()?;
+        let cached = candidates.filter_map(|ts| self.cached_at(ts)).next()?;
         let n = self
             .num_timed_requests()
             .saturating_sub(cached.num_requests.saturating_sub(cached.num_none_requests));
@@ -428,10 +432,11 @@ impl StatsEntry {
     /// the merged last request enters a new second.
     pub fn extend(&mut self, other: &StatsEntry) {
         let old_last = self.last_request_timestamp;
-        self.last_request_timestamp = match (self.last_request_timestamp, other.last_request_timestamp) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        };
+        self.last_request_timestamp =
+            match (self.last_request_timestamp, other.last_request_timestamp) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            };
         self.start_time = self.start_time.min(other.start_time);
         self.num_requests += other.num_requests;
         self.num_none_requests += other.num_none_requests;
@@ -563,12 +568,18 @@ mod tests {
         assert_eq!(calculate_response_time_percentile(&h, 13, 0.5), 3);
         assert_eq!(calculate_response_time_percentile(&h, 13, 1.0), 16);
         assert_eq!(calculate_response_time_percentile(&h, 13, 0.0), 2);
-        assert_eq!(calculate_response_time_percentile(&BTreeMap::new(), 0, 0.5), 0);
+        assert_eq!(
+            calculate_response_time_percentile(&BTreeMap::new(), 0, 0.5),
+            0
+        );
     }
 
     #[test]
     fn percentile_labels() {
-        let labels: Vec<String> = PERCENTILES_TO_REPORT.iter().map(|&p| percentile_label(p)).collect();
+        let labels: Vec<String> = PERCENTILES_TO_REPORT
+            .iter()
+            .map(|&p| percentile_label(p))
+            .collect();
         assert_eq!(
             labels,
             ["50%", "66%", "75%", "80%", "90%", "95%", "98%", "99%", "99.9%", "99.99%", "100%"]
@@ -696,8 +707,14 @@ mod tests {
         assert_eq!(a.start_time, 99.0);
         assert_eq!(a.last_request_timestamp, Some(103.9));
         assert_eq!(a.response_times, hist(&[(1, 1), (2, 1), (150, 1)]));
-        assert_eq!(a.num_reqs_per_sec, [(101, 1), (102, 2), (103, 1)].into_iter().collect());
-        assert_eq!(a.num_fail_per_sec, [(102, 1), (103, 1)].into_iter().collect());
+        assert_eq!(
+            a.num_reqs_per_sec,
+            [(101, 1), (102, 2), (103, 1)].into_iter().collect()
+        );
+        assert_eq!(
+            a.num_fail_per_sec,
+            [(102, 1), (103, 1)].into_iter().collect()
+        );
         assert_eq!(a.hdr.len(), 3);
 
         // Merging into an empty entry takes the other's min and last.
@@ -752,14 +769,29 @@ mod tests {
             e.log(Some(i as f64), 0, 1.0);
         }
         let close = |got: f64, want: f64| (got - want).abs() <= want * 0.001 + 0.001;
-        assert!(close(e.precise_percentile(0.5), 500.0), "{}", e.precise_percentile(0.5));
-        assert!(close(e.precise_percentile(0.99), 990.0), "{}", e.precise_percentile(0.99));
-        assert!(close(e.precise_percentile(1.0), 1000.0), "{}", e.precise_percentile(1.0));
+        assert!(
+            close(e.precise_percentile(0.5), 500.0),
+            "{}",
+            e.precise_percentile(0.5)
+        );
+        assert!(
+            close(e.precise_percentile(0.99), 990.0),
+            "{}",
+            e.precise_percentile(0.99)
+        );
+        assert!(
+            close(e.precise_percentile(1.0), 1000.0),
+            "{}",
+            e.precise_percentile(1.0)
+        );
         // Sub-millisecond values keep microsecond resolution (exact below 2048 µs).
         let mut f = StatsEntry::new("/", "GET", false, 0.0);
         f.log(Some(0.123), 0, 1.0);
         assert_eq!(f.precise_percentile(0.5), 0.123);
-        assert_eq!(StatsEntry::new("/", "GET", false, 0.0).precise_percentile(0.5), 0.0);
+        assert_eq!(
+            StatsEntry::new("/", "GET", false, 0.0).precise_percentile(0.5),
+            0.0
+        );
         assert_eq!(ns_to_us(1_499), 1);
         assert_eq!(ns_to_us(1_500), 2);
     }

@@ -74,7 +74,12 @@ impl StatsError {
     /// only has the text, strips the wrapper but leaves the quotes. Hopper always has the text
     /// and shows what standalone Locust shows: the argument without its Python quoting.
     pub fn to_name(&self) -> String {
-        format!("{} {}: {}", self.method, self.name, unwrap_catch_response(&self.error))
+        format!(
+            "{} {}: {}",
+            self.method,
+            self.name,
+            unwrap_catch_response(&self.error)
+        )
     }
 }
 
@@ -218,8 +223,15 @@ mod tests {
         // Not a single literal: only the wrapper goes, as a Locust master does.
         let e = StatsError::new("GET", "/x", "CatchResponseError('a', 'b')");
         assert_eq!(e.to_name(), "GET /x: 'a', 'b'");
-        let e = StatsError::new("GET", "/m", "HTTPError('404 Client Error: Not Found for url: /m')");
-        assert_eq!(e.to_name(), "GET /m: HTTPError('404 Client Error: Not Found for url: /m')");
+        let e = StatsError::new(
+            "GET",
+            "/m",
+            "HTTPError('404 Client Error: Not Found for url: /m')",
+        );
+        assert_eq!(
+            e.to_name(),
+            "GET /m: HTTPError('404 Client Error: Not Found for url: /m')"
+        );
     }
 
     #[test]
@@ -227,9 +239,15 @@ mod tests {
         let mut e = StatsError::new("GET", "/", "boom");
         e.occurred(10.0);
         e.occurred(12.0);
-        assert_eq!((e.occurrences, e.first_seen, e.last_seen), (2, Some(10.0), Some(12.0)));
+        assert_eq!(
+            (e.occurrences, e.first_seen, e.last_seen),
+            (2, Some(10.0), Some(12.0))
+        );
         e.merge(3, Some(9.0), Some(11.0));
-        assert_eq!((e.occurrences, e.first_seen, e.last_seen), (5, Some(9.0), Some(12.0)));
+        assert_eq!(
+            (e.occurrences, e.first_seen, e.last_seen),
+            (5, Some(9.0), Some(12.0))
+        );
         e.merge(1, None, None);
         assert_eq!(e.occurrences, 6);
     }
@@ -241,7 +259,10 @@ mod tests {
             "Err(<Foo object at 0x....>, <Foo object at 0x....>)"
         );
         assert_eq!(parse_error("plain"), "plain");
-        assert_eq!(parse_error("object at 0x12 no close"), "object at 0x12 no close");
+        assert_eq!(
+            parse_error("object at 0x12 no close"),
+            "object at 0x12 no close"
+        );
     }
 
     #[test]

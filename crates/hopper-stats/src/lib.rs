@@ -2,7 +2,7 @@
 //!
 //! * [`record`] is the per-request hot path: it writes into a per-thread shard without locks;
 //!   shards fold into the global [`Stats`] on a tick ([`Stats::tick`], [`Stats::sync`]), when
-//!   their thread goes idle ([`flush_thread`]) or exits. See [`recorder`](crate::record) docs.
+//!   their thread goes idle ([`flush_thread`]) or exits.
 //! * [`RequestStats`] is the merged view every output reads: [`StatsEntry`] rows with Locust's
 //!   exact fields and formulas (rounded-millisecond buckets, percentiles, windowed rates) plus an
 //!   HDR histogram per row for precise percentiles, failures keyed like Locust's

@@ -263,7 +263,10 @@ mod tests {
     fn pynum_display_and_trunc() {
         assert_eq!(PyNum::Int(0).to_string(), "0");
         assert_eq!(PyNum::Float(0.0).to_string(), "0.0");
-        assert_eq!(PyNum::Float(5.463743000007071).to_string(), "5.463743000007071");
+        assert_eq!(
+            PyNum::Float(5.463743000007071).to_string(),
+            "5.463743000007071"
+        );
         assert_eq!(PyNum::Float(-3.9).trunc(), -3);
         assert_eq!(PyNum::Float(3.9).trunc(), 3);
         assert!(PyNum::Float(0.0).is_zero());
@@ -295,7 +298,10 @@ mod tests {
         assert_eq!(python_repr_str("a\\b"), "'a\\\\b'");
         assert_eq!(python_repr_str("l1\nl2\tx\r"), "'l1\\nl2\\tx\\r'");
         assert_eq!(python_repr_str("\u{0}\u{1b}\u{7f}"), "'\\x00\\x1b\\x7f'");
-        assert_eq!(python_repr_str("caf\u{e9} \u{2713}"), "'caf\u{e9} \u{2713}'");
+        assert_eq!(
+            python_repr_str("caf\u{e9} \u{2713}"),
+            "'caf\u{e9} \u{2713}'"
+        );
         assert_eq!(
             python_repr_str("\u{85}\u{a0}\u{200b}\u{e000}\u{f0000}"),
             "'\\x85\\xa0\\u200b\\ue000\\U000f0000'"

@@ -137,7 +137,8 @@ impl Stats {
     }
 
     /// The merged statistics: everything shards have flushed so far. Hold the guard briefly —
-    /// flushing threads wait for it.
+    /// flushing threads wait for it — and never call [`record`] while holding it on the same
+    /// thread (a flush would wait for the guard forever).
     pub fn lock(&self) -> MutexGuard<'_, RequestStats> {
         lock_ignoring_poison(&self.data)
     }
@@ -227,6 +228,8 @@ struct Shard {
     /// method → name → index into `deltas`; looked up by `&str`, allocating only for new names.
     index: FxHashMap<Box<str>, FxHashMap<Box<str>, usize>>,
     deltas: Vec<Delta>,
+    /// Indices of the deltas holding data, so a flush skips names idle since the last one.
+    touched: Vec<usize>,
     /// Raw response times held across all deltas.
     pending_samples: usize,
     /// Reused for bucketing at flush time.
@@ -378,6 +381,7 @@ impl Shard {
             generation: 0,
             index: FxHashMap::with_hasher(rustc_hash::FxBuildHasher),
             deltas: Vec::new(),
+            touched: Vec::new(),
             pending_samples: 0,
             bucket_scratch: FxHashMap::with_hasher(rustc_hash::FxBuildHasher),
         }
@@ -397,6 +401,7 @@ impl Shard {
         let sec = now as i64;
         if d.num_requests == 0 {
             d.first_ts = now;
+            self.touched.push(idx);
         }
         d.num_requests += 1;
         d.last_ts = now;
@@ -490,10 +495,8 @@ impl Shard {
         }
 
         // Bucketing outside the lock.
-        for d in &mut self.deltas {
-            if d.samples.is_empty() {
-                continue;
-            }
+        for &i in &self.touched {
+            let d = &mut self.deltas[i];
             for &ns in &d.samples {
                 *self.bucket_scratch.entry(bucket_ns(ns)).or_insert(0) += 1;
             }
@@ -511,7 +514,7 @@ impl Shard {
                     use_response_times_cache,
                     ..
                 } = &mut *guard;
-                for d in self.deltas.iter().filter(|d| d.num_requests > 0) {
+                for d in self.touched.iter().map(|&i| &self.deltas[i]) {
                     let entry = entries
                         .entry((d.name.to_string(), d.method.to_string()))
                         .or_insert_with(|| {
@@ -549,9 +552,10 @@ impl Shard {
             self.generation = generation;
         }
 
-        for d in &mut self.deltas {
-            d.clear();
+        for &i in &self.touched {
+            self.deltas[i].clear();
         }
+        self.touched.clear();
         self.pending_samples = 0;
         self.epoch = epoch;
         self.dirty = false;
@@ -575,12 +579,12 @@ impl Drop for Shard {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
     use crate::entry::bucket_response_time;
 
     /// Tests touching the global statistics run one at a time (the test harness is threaded).
-    pub(crate) fn global_lock() -> MutexGuard<'static, ()> {
+    fn global_lock() -> MutexGuard<'static, ()> {
         static LOCK: Mutex<()> = Mutex::new(());
         lock_ignoring_poison(&LOCK)
     }
@@ -598,12 +602,27 @@ pub(crate) mod tests {
     #[test]
     fn integer_buckets_match_float_buckets() {
         let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut check = |ns: u64| {
-            assert_eq!(bucket_ns(ns), bucket_response_time(ns as f64 / 1e6), "ns={ns}");
+        let check = |ns: u64| {
+            assert_eq!(
+                bucket_ns(ns),
+                bucket_response_time(ns as f64 / 1e6),
+                "ns={ns}"
+            );
         };
         for ns in [
-            0, 499_999, 500_000, 1_500_000, 2_500_000, 99_499_999, 99_500_000, 145_000_000,
-            155_000_000, 1_250_000_000, 9_950_000_000, 10_500_000_000, 58_760_000_000,
+            0,
+            499_999,
+            500_000,
+            1_500_000,
+            2_500_000,
+            99_499_999,
+            99_500_000,
+            145_000_000,
+            155_000_000,
+            1_250_000_000,
+            9_950_000_000,
+            10_500_000_000,
+            58_760_000_000,
         ] {
             check(ns);
         }
@@ -627,7 +646,11 @@ pub(crate) mod tests {
                 std::thread::spawn(move || {
                     for i in 0..5_000u64 {
                         let fail = (i % 10 == 0).then_some("CatchResponseError('x')");
-                        record(&req(if i % 2 == 0 { "/a" } else { "/b" }, Some(1 + (i + t) % 50), fail));
+                        record(&req(
+                            if i % 2 == 0 { "/a" } else { "/b" },
+                            Some(1 + (i + t) % 50),
+                            fail,
+                        ));
                     }
                     record(&req("/none", None, None));
                 })
@@ -758,7 +781,10 @@ pub(crate) mod tests {
         for _ in 0..n {
             record(&req("/bulk", Some(1), None));
         }
-        assert_eq!(stats.lock().total.num_requests, SAMPLE_FLUSH_THRESHOLD as u64);
+        assert_eq!(
+            stats.lock().total.num_requests,
+            SAMPLE_FLUSH_THRESHOLD as u64
+        );
         assert!(stats.sync(Duration::from_secs(5)));
         assert_eq!(stats.lock().total.num_requests, n as u64);
     }

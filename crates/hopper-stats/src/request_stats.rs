@@ -229,7 +229,10 @@ mod tests {
         s.log_exception("local", "boom", "  File \"x\", line 1\n");
         s.reset_all(2000.0);
         assert_eq!(s.entries.len(), 3);
-        assert!(s.entries.values().all(|e| e.num_requests == 0 && e.start_time == 2000.0));
+        assert!(s
+            .entries
+            .values()
+            .all(|e| e.num_requests == 0 && e.start_time == 2000.0));
         assert_eq!(s.total.num_requests, 0);
         assert!(s.errors.is_empty());
         assert_eq!(s.exceptions.len(), 1);
@@ -270,7 +273,10 @@ mod tests {
         assert_eq!(master.total.num_requests, 8);
         assert_eq!(master.total.start_time, 900.0);
         assert_eq!(master.get("/", "GET").map(|e| e.num_requests), Some(4));
-        assert_eq!(master.get("/", "GET").unwrap().response_times.get(&12), Some(&2));
+        assert_eq!(
+            master.get("/", "GET").unwrap().response_times.get(&12),
+            Some(&2)
+        );
         assert!(master.errors.values().all(|e| e.occurrences == 2));
         assert_eq!(master.total.last_request_timestamp, Some(1003.0));
     }

@@ -57,7 +57,7 @@ pub struct Cli {
     #[arg(short = 'l', long = "list", help_heading = "Common options")]
     pub list: bool,
     /// Set user class attributes from JSON (Locust's --config-users).
-    #[arg(long = "config-users", num_args = 0.., value_name = "JSON", help_heading = "Common options")]
+    #[arg(long = "config-users", num_args = 0.., action = ArgAction::Set, value_name = "JSON", help_heading = "Common options")]
     pub config_users: Option<Vec<String>>,
 
     // ---- Web UI options
@@ -178,10 +178,10 @@ pub struct Cli {
 
     // ---- Tag options
     /// Only run tasks with at least one of these tags.
-    #[arg(short = 'T', long = "tags", num_args = 0.., value_name = "TAG", help_heading = "Tag options")]
+    #[arg(short = 'T', long = "tags", num_args = 0.., action = ArgAction::Set, value_name = "TAG", help_heading = "Tag options")]
     pub tags: Option<Vec<String>>,
     /// Never run tasks with any of these tags.
-    #[arg(short = 'E', long = "exclude-tags", num_args = 0.., value_name = "TAG", help_heading = "Tag options")]
+    #[arg(short = 'E', long = "exclude-tags", num_args = 0.., action = ArgAction::Set, value_name = "TAG", help_heading = "Tag options")]
     pub exclude_tags: Option<Vec<String>>,
 
     // ---- Request statistics options

@@ -30,7 +30,9 @@
 //! tags = [a, b]        (a JSON array, or bare comma-separated items)
 //! ```
 //!
-//! Keys are long option names, with or without the leading `--`. As in
+//! Keys are long option names, with or without the leading `--`, or any
+//! unambiguous abbreviation of one (argparse's rule, which Locust's config
+//! files inherit). As in
 //! Locust, a value for an option that the command line (or a higher layer)
 //! also sets is ignored without being validated, and a flag set to `false`
 //! in a higher layer hides a `true` from a lower one.
@@ -111,10 +113,18 @@ pub fn env_var_for(long: &str) -> Option<&'static str> {
 /// Where a configured value came from, for error messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
-    /// A line of a config file (1-based).
-    File { path: PathBuf, line: usize },
+    /// A line of a config file.
+    File {
+        /// The file, as found by default or named by `--config`.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+    },
     /// An environment variable.
-    Env { var: String },
+    Env {
+        /// The variable's name, e.g. `LOCUST_HEADLESS`.
+        var: String,
+    },
 }
 
 impl fmt::Display for Origin {
@@ -128,45 +138,74 @@ impl fmt::Display for Origin {
 
 /// A config file or environment variable that cannot be used.
 ///
-/// Locust reports all of these as argument errors (exit code 2).
+/// Locust reports all of these as argument errors (exit code 2). Every
+/// variant but [`ConfigError::Read`] says where the problem is in `origin`.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ConfigError {
     /// A config file named with `--config`, or a default one that exists,
     /// could not be read.
-    Read { path: PathBuf, source: io::Error },
+    Read {
+        /// The file, as found by default or named by `--config`.
+        path: PathBuf,
+        /// Why reading failed.
+        source: io::Error,
+    },
     /// A `.toml` config file is not valid TOML.
     Toml {
-        path: PathBuf,
-        line: usize,
+        /// Where the problem is.
+        origin: Origin,
+        /// The TOML parser's description of the problem.
         message: String,
     },
     /// A line of an INI-style config file has no recognisable key.
     MalformedLine {
-        path: PathBuf,
-        line: usize,
+        /// Where the problem is.
+        origin: Origin,
+        /// The offending line, trimmed.
         text: String,
     },
     /// A config file sets an option the command does not have.
     UnknownOption {
-        path: PathBuf,
-        line: usize,
+        /// Where the problem is.
+        origin: Origin,
+        /// The key as written.
         key: String,
         /// The closest long option name, if any is close.
         suggestion: Option<String>,
     },
+    /// A config file key abbreviates more than one long option name.
+    AmbiguousOption {
+        /// Where the problem is.
+        origin: Origin,
+        /// The key as written.
+        key: String,
+        /// The long names it could abbreviate.
+        candidates: Vec<String>,
+    },
     /// A flag was given a word other than true/false/yes/no/on/off/1/0.
     InvalidFlag {
+        /// Where the problem is.
         origin: Origin,
+        /// The flag's long name.
         option: String,
+        /// The word given.
         value: String,
     },
     /// A list was given for an option that takes a single value.
-    UnexpectedList { origin: Origin, option: String },
+    UnexpectedList {
+        /// Where the problem is.
+        origin: Origin,
+        /// The option's long name.
+        option: String,
+    },
     /// A TOML value with no string form, such as a table.
     UnsupportedValue {
+        /// Where the problem is.
         origin: Origin,
+        /// The option's long name.
         option: String,
+        /// What kind of TOML value it was given.
         what: &'static str,
     },
 }
@@ -177,23 +216,19 @@ impl fmt::Display for ConfigError {
             ConfigError::Read { path, source } => {
                 write!(f, "could not read config file {}: {source}", path.display())
             }
-            ConfigError::Toml {
-                path,
-                line,
-                message,
-            } => write!(f, "{}:{line}: invalid TOML: {message}", path.display()),
-            ConfigError::MalformedLine { path, line, text } => write!(
+            ConfigError::Toml { origin, message } => {
+                write!(f, "{origin}: invalid TOML: {message}")
+            }
+            ConfigError::MalformedLine { origin, text } => write!(
                 f,
-                "{}:{line}: cannot understand '{text}'; expected 'option = value'",
-                path.display()
+                "{origin}: cannot understand '{text}'; expected 'option = value'"
             ),
             ConfigError::UnknownOption {
-                path,
-                line,
+                origin,
                 key,
                 suggestion,
             } => {
-                write!(f, "{}:{line}: unknown option '{key}'", path.display())?;
+                write!(f, "{origin}: unknown option '{key}'")?;
                 match suggestion {
                     // A short option is a different mistake from a typo:
                     // say what config files expect instead.
@@ -205,6 +240,15 @@ impl fmt::Display for ConfigError {
                     None => Ok(()),
                 }
             }
+            ConfigError::AmbiguousOption {
+                origin,
+                key,
+                candidates,
+            } => write!(
+                f,
+                "{origin}: ambiguous option '{key}' could be any of '{}'",
+                candidates.join("', '")
+            ),
             ConfigError::InvalidFlag {
                 origin,
                 option,
@@ -358,6 +402,13 @@ struct OptionSpec {
     kind: Kind,
 }
 
+impl OptionSpec {
+    /// The long name and its aliases.
+    fn names(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.long.as_str()).chain(self.aliases.iter().map(String::as_str))
+    }
+}
+
 fn option_specs(cmd: &Command) -> Vec<OptionSpec> {
     cmd.get_arguments()
         .filter_map(|arg| {
@@ -369,7 +420,7 @@ fn option_specs(cmd: &Command) -> Vec<OptionSpec> {
                 ArgAction::Set | ArgAction::Append if max_values > 1 => Kind::Multi,
                 ArgAction::Append => Kind::Repeated,
                 ArgAction::Set => Kind::Single,
-                // Help and version cannot be configured, in Locust either.
+                // Help and version are actions, not settings.
                 _ => return None,
             };
             Some(OptionSpec {
@@ -455,20 +506,47 @@ fn parse_config_text(text: &str, path: &Path, specs: &[OptionSpec]) -> Result<La
 }
 
 /// Finds the option a config key names: its long name or an alias, with or
-/// without the leading `--`.
-fn lookup_key(key: &str, specs: &[OptionSpec]) -> Option<usize> {
-    let name = key.strip_prefix("--").unwrap_or(key);
-    specs
-        .iter()
-        .position(|spec| spec.long == name || spec.aliases.iter().any(|alias| alias == name))
-}
-
-fn unknown_option(path: &Path, line: usize, key: &str, specs: &[OptionSpec]) -> ConfigError {
-    ConfigError::UnknownOption {
+/// without leading dashes, or else an unambiguous prefix of one.
+///
+/// Prefixes work because configargparse hands unknown keys to argparse as
+/// `--key=value`, and argparse accepts abbreviated long options, so a
+/// Locust config saying `user = 3` sets `users`. (Locust then mishandles
+/// abbreviated flags and lists; here they behave like the full name.)
+fn lookup_key(
+    key: &str,
+    path: &Path,
+    line: usize,
+    specs: &[OptionSpec],
+) -> Result<usize, ConfigError> {
+    let origin = || Origin::File {
         path: path.to_owned(),
         line,
-        key: key.to_owned(),
-        suggestion: suggest(key, specs),
+    };
+    let name = key.trim_matches('-');
+    if let Some(index) = specs
+        .iter()
+        .position(|spec| spec.names().any(|n| n == name))
+    {
+        return Ok(index);
+    }
+    let candidates: Vec<usize> = specs
+        .iter()
+        .enumerate()
+        .filter(|(_, spec)| !name.is_empty() && spec.names().any(|n| n.starts_with(name)))
+        .map(|(index, _)| index)
+        .collect();
+    match candidates[..] {
+        [index] => Ok(index),
+        [] => Err(ConfigError::UnknownOption {
+            origin: origin(),
+            key: key.to_owned(),
+            suggestion: suggest(key, specs),
+        }),
+        _ => Err(ConfigError::AmbiguousOption {
+            origin: origin(),
+            key: key.to_owned(),
+            candidates: candidates.iter().map(|&i| specs[i].long.clone()).collect(),
+        }),
     }
 }
 
@@ -529,13 +607,15 @@ fn parse_ini(text: &str, path: &Path, specs: &[OptionSpec]) -> Result<Layer, Con
             IniLine::Setting { key, value } => (key, value),
             IniLine::Malformed => {
                 return Err(ConfigError::MalformedLine {
-                    path: path.to_owned(),
-                    line,
+                    origin: Origin::File {
+                        path: path.to_owned(),
+                        line,
+                    },
                     text: raw.trim().to_owned(),
                 })
             }
         };
-        let index = lookup_key(key, specs).ok_or_else(|| unknown_option(path, line, key, specs))?;
+        let index = lookup_key(key, path, line, specs)?;
         let value = if value.starts_with('[') && value.ends_with(']') {
             Value::List(parse_list_literal(&value))
         } else {
@@ -883,8 +963,10 @@ fn line_of(text: &str, offset: usize) -> usize {
 /// a document without that table configures nothing.
 fn parse_toml(text: &str, path: &Path, specs: &[OptionSpec]) -> Result<Layer, ConfigError> {
     let document = DeTable::parse(text).map_err(|err| ConfigError::Toml {
-        path: path.to_owned(),
-        line: err.span().map_or(1, |span| line_of(text, span.start)),
+        origin: Origin::File {
+            path: path.to_owned(),
+            line: err.span().map_or(1, |span| line_of(text, span.start)),
+        },
         message: err.message().trim_end().to_owned(),
     })?;
     let mut layer = Layer::new();
@@ -897,8 +979,7 @@ fn parse_toml(text: &str, path: &Path, specs: &[OptionSpec]) -> Result<Layer, Co
     };
     for (key, value) in section.iter() {
         let line = line_of(text, key.span().start);
-        let index = lookup_key(key.get_ref(), specs)
-            .ok_or_else(|| unknown_option(path, line, key.get_ref(), specs))?;
+        let index = lookup_key(key.get_ref(), path, line, specs)?;
         let origin = Origin::File {
             path: path.to_owned(),
             line,
@@ -1689,12 +1770,12 @@ mod tests {
     #[test]
     fn unknown_keys_name_file_and_line() {
         let f = Fixture::new();
-        f.cwd_file("locust.conf", "# settings\nusers = 2\nuser = 3\n");
+        f.cwd_file("locust.conf", "# settings\nusers = 2\nuzers = 3\n");
         let path = f.cwd.join("locust.conf");
         assert_eq!(
             f.error(&[], &[]),
             format!(
-                "{}:3: unknown option 'user' (did you mean 'users'?)",
+                "{}:3: unknown option 'uzers' (did you mean 'users'?)",
                 path.display()
             )
         );
@@ -1706,9 +1787,9 @@ mod tests {
         assert!(f
             .error(&[], &[])
             .ends_with(":1: unknown option '--usres' (did you mean 'users'?)"));
-        f.cwd_file("locust.conf", "-u = 3\n");
+        f.cwd_file("locust.conf", "-H = x\n");
         assert!(f.error(&[], &[]).ends_with(
-            ":1: unknown option '-u' (config files take long option names: did you mean 'users'?)"
+            ":1: unknown option '-H' (config files take long option names: did you mean 'host'?)"
         ));
         f.cwd_file("locust.conf", "zzzzzz = 3\n");
         assert!(f.error(&[], &[]).ends_with(":1: unknown option 'zzzzzz'"));
@@ -1719,11 +1800,35 @@ mod tests {
         std::fs::remove_file(f.cwd.join("locust.conf")).unwrap();
         f.cwd_file(
             "pyproject.toml",
-            "[tool.locust]\nusers = 1\n\nheadles = true\n",
+            "[tool.locust]\nusers = 1\n\nheadlass = true\n",
         );
         assert!(f
             .error(&[], &[])
-            .ends_with("pyproject.toml:4: unknown option 'headles' (did you mean 'headless'?)"));
+            .ends_with("pyproject.toml:4: unknown option 'headlass' (did you mean 'headless'?)"));
+    }
+
+    #[test]
+    fn keys_may_abbreviate_long_names_like_argparse() {
+        let f = Fixture::new();
+        f.cwd_file(
+            "locust.conf",
+            "user = 3\n-users- = 4\ntag = [a, b]\nheadl = true\nexclude = [c]\n",
+        );
+        let m = f.parse(&[], &[]);
+        assert_eq!(m.get_one::<u64>("users"), Some(&4));
+        assert_eq!(strings(&m, "tags"), Some(vec!["a", "b"]));
+        assert_eq!(strings(&m, "exclude-tags"), Some(vec!["c"]));
+        assert!(headless(&m));
+
+        f.cwd_file("locust.conf", "\nmaster-bind = x\n");
+        assert_eq!(
+            f.error(&[], &[]),
+            format!(
+                "{}:2: ambiguous option 'master-bind' could be any of \
+                 'master-bind-host', 'master-bind-port'",
+                f.cwd.join("locust.conf").display()
+            )
+        );
     }
 
     #[test]

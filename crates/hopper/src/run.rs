@@ -202,17 +202,14 @@ async fn finish(cli: &Cli, width: usize) -> i32 {
         0
     };
     tracing::info!(target: "hopper.main", "Shutting down (exit code {code})");
+    // Each table ends with Locust's blank line already.
     let mut out = String::new();
     out.push_str(&console::stats_table(&stats, false, width));
-    out.push('\n');
     out.push_str(&console::percentiles_table(&stats, width));
-    out.push('\n');
     out.push_str(&console::precise_table(&stats, width));
-    out.push('\n');
-    out.push_str(&console::error_report(&stats));
+    out.push_str(&console::error_report_with_width(&stats, width));
     if !stats.exceptions.is_empty() {
-        out.push('\n');
-        out.push_str(&console::exceptions_report(&stats));
+        out.push_str(&console::exceptions_report_with_width(&stats, width));
     }
     drop(stats);
     let mut err = std::io::stderr().lock();
@@ -233,7 +230,7 @@ async fn print_stats_forever(width: usize) {
                 .await;
         let table = console::stats_table(&hopper_stats::global().lock(), true, width);
         let mut err = std::io::stderr().lock();
-        let _ = writeln!(err, "{table}");
+        let _ = write!(err, "{table}");
         let _ = err.flush();
     }
 }
