@@ -79,7 +79,6 @@ pub struct LocalRunner {
 impl LocalRunner {
     /// A runner for these classes (already restricted to the ones chosen on the command line).
     pub fn new(classes: Vec<Arc<dyn AnyUserClass>>, options: RunnerOptions) -> LocalRunner {
-        crate::panic_hook::install();
         let host_override = options
             .host
             .as_deref()

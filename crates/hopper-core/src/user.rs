@@ -232,6 +232,8 @@ impl<S: Send + 'static> AnyUserClass for UserClass<S> {
         Arc::new(out)
     }
     fn run_user(self: Arc<Self>, spawn: SpawnUser) -> BoxFuture<'static, ()> {
+        // Panics in tasks are reported with their location; the hook provides it.
+        crate::panic_hook::install();
         let host: Option<Arc<str>> = spawn
             .host_override
             .clone()

@@ -335,7 +335,7 @@ mod tests {
         assert_eq!((t.port, &*t.host_header), (80, "example.test"));
         let t = Target::parse("https://[::1]:8443").unwrap();
         assert_eq!(
-            (t.host.as_str(), t.port, t.path_and_query.as_str()),
+            (&*t.host, t.port, t.path_and_query.as_str()),
             ("::1", 8443, "/")
         );
         assert_eq!(

@@ -33,6 +33,7 @@ pub mod demo_target;
 mod logging;
 pub mod request;
 mod run;
+pub mod task_ratio;
 
 use clap::{CommandFactory, FromArgMatches};
 use hopper_core::AnyUserClass;
@@ -161,9 +162,6 @@ impl Hopper {
             );
             return 1;
         }
-        if cli.show_task_ratio || cli.show_task_ratio_json {
-            return show_task_ratio(&self.classes, cli.show_task_ratio_json);
-        }
         let classes = match run::select_classes(&self.classes, &cli.user_classes) {
             Ok(c) => c,
             Err(e) => {
@@ -172,70 +170,14 @@ impl Hopper {
                 return e.code;
             }
         };
+        if cli.show_task_ratio {
+            print!("{}", task_ratio::ratio_text(&classes, cli.users));
+            return 0;
+        }
+        if cli.show_task_ratio_json {
+            println!("{}", task_ratio::ratio_json_text(&classes, cli.users));
+            return 0;
+        }
         run::headless(&cli, classes)
     }
-}
-
-/// `--show-task-ratio(-json)`: each class's share of users and each task's share.
-fn show_task_ratio(classes: &[Arc<dyn AnyUserClass>], json: bool) -> i32 {
-    let weighted: f64 = classes
-        .iter()
-        .filter(|c| c.fixed_count() == 0)
-        .map(|c| c.weight())
-        .sum();
-    let class_ratio = |c: &Arc<dyn AnyUserClass>| {
-        if c.fixed_count() > 0 || weighted == 0.0 {
-            0.0
-        } else {
-            c.weight() / weighted
-        }
-    };
-    if json {
-        fn tasks_json(r: &[hopper_core::task::TaskRatio]) -> serde_json::Value {
-            serde_json::Value::Object(
-                r.iter()
-                    .map(|t| {
-                        let mut v = serde_json::json!({ "ratio": t.ratio });
-                        if !t.children.is_empty() {
-                            v["tasks"] = tasks_json(&t.children);
-                        }
-                        (t.name.clone(), v)
-                    })
-                    .collect(),
-            )
-        }
-        let per_class: serde_json::Map<String, serde_json::Value> = classes
-            .iter()
-            .map(|c| {
-                (
-                    c.name().to_string(),
-                    serde_json::json!({ "ratio": class_ratio(c), "tasks": tasks_json(&c.ratios()) }),
-                )
-            })
-            .collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({ "per_class": per_class }))
-                .unwrap_or_default()
-        );
-        return 0;
-    }
-    fn print_tree(r: &[hopper_core::task::TaskRatio], depth: usize, parent: f64) {
-        for t in r {
-            println!(
-                "{}{:<7.1} {}",
-                "    ".repeat(depth),
-                t.ratio * parent * 100.0,
-                t.name
-            );
-            print_tree(&t.children, depth + 1, t.ratio * parent);
-        }
-    }
-    println!("\n Task ratio per User class");
-    println!(" -------------------------");
-    for c in classes {
-        println!("{:<7.1} {}", class_ratio(c) * 100.0, c.name());
-        print_tree(&c.ratios(), 1, 1.0);
-    }
-    0
 }

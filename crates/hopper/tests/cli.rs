@@ -73,7 +73,10 @@ fn malformed_default_locust_conf_is_reported() {
 #[test]
 fn missing_config_file_is_an_error() {
     let dir = TempDir::new("cli");
-    let out = hopper_in(dir.path(), &["--config", "nope.conf", "--headless", "-t", "1s"]);
+    let out = hopper_in(
+        dir.path(),
+        &["--config", "nope.conf", "--headless", "-t", "1s"],
+    );
     assert_ne!(out.code, Some(0), "{}", out.dump());
     out.assert_stderr_contains("nope.conf");
 }
@@ -160,7 +163,8 @@ fn list_prints_the_user_classes() {
     let out = hopper_in(dir.path(), &["-l"]);
     out.assert_code(0);
     assert_eq!(
-        out.stdout, "Available Users:\n    Visitor\n    Shopper\n",
+        out.stdout,
+        "Available Users:\n    Visitor\n    Shopper\n",
         "{}",
         out.dump()
     );
@@ -172,7 +176,8 @@ fn list_long_form_on_an_example() {
     let out = run_in(&example_bin("tagged"), dir.path(), &["--list"]);
     out.assert_code(0);
     assert_eq!(
-        out.stdout, "Available Users:\n    Reader\n    Admin\n",
+        out.stdout,
+        "Available Users:\n    Reader\n    Admin\n",
         "{}",
         out.dump()
     );
@@ -198,8 +203,18 @@ fn help_exits_0() {
     let dir = TempDir::new("cli");
     let out = hopper_in(dir.path(), &["--help"]);
     out.assert_code(0);
-    for opt in ["--users", "--spawn-rate", "--run-time", "--headless", "--tags"] {
-        assert!(out.stdout.contains(opt), "--help lacks {opt}\n{}", out.dump());
+    for opt in [
+        "--users",
+        "--spawn-rate",
+        "--run-time",
+        "--headless",
+        "--tags",
+    ] {
+        assert!(
+            out.stdout.contains(opt),
+            "--help lacks {opt}\n{}",
+            out.dump()
+        );
     }
 }
 
@@ -223,7 +238,9 @@ fn show_task_ratio_lists_classes_and_tasks() {
         "upload",
     ] {
         assert!(
-            out.stdout.lines().any(|l| l.split_whitespace().last() == Some(name)),
+            out.stdout
+                .lines()
+                .any(|l| l.split_whitespace().last() == Some(name)),
             "--show-task-ratio does not list {name}\n{}",
             out.dump()
         );
@@ -245,7 +262,9 @@ fn show_task_ratio_of_an_example() {
     out.assert_code(0);
     for name in ["Reader", "Admin", "browse", "report", "reindex"] {
         assert!(
-            out.stdout.lines().any(|l| l.split_whitespace().last() == Some(name)),
+            out.stdout
+                .lines()
+                .any(|l| l.split_whitespace().last() == Some(name)),
             "--show-task-ratio does not list {name}\n{}",
             out.dump()
         );
@@ -256,7 +275,11 @@ fn show_task_ratio_of_an_example() {
 fn show_task_ratio_json_has_locusts_shape() {
     // Locust: {"per_class": {Class: {"ratio": r, "tasks": {...}}}, "total": {...}}.
     let dir = TempDir::new("cli");
-    let out = run_in(&example_bin("tagged"), dir.path(), &["--show-task-ratio-json"]);
+    let out = run_in(
+        &example_bin("tagged"),
+        dir.path(),
+        &["--show-task-ratio-json"],
+    );
     out.assert_code(0);
     let v: serde_json::Value = serde_json::from_str(&out.stdout)
         .unwrap_or_else(|e| panic!("not JSON: {e}\n{}", out.dump()));

@@ -122,7 +122,10 @@ fn config_option_file_beats_locust_conf() {
 #[test]
 fn environment_beats_config_option_file() {
     let s = Setup::new();
-    s.cwd_file("other.conf", "users = 2\nheadless = true\nrun-time = 2s\nspawn-rate = 5\n");
+    s.cwd_file(
+        "other.conf",
+        "users = 2\nheadless = true\nrun-time = 2s\nspawn-rate = 5\n",
+    );
     let out = s.run(&[("LOCUST_USERS", "4")], &["--config", "other.conf"], true);
     assert_ran_with(&out, 4);
 }

@@ -113,7 +113,12 @@ fn throughput_counts_match_the_target_exactly() {
         &[],
         &[],
     );
-    assert_eq!(summary.names(), vec!["GET /fast".to_string()], "{}", out.dump());
+    assert_eq!(
+        summary.names(),
+        vec!["GET /fast".to_string()],
+        "{}",
+        out.dump()
+    );
     assert!(summary.aggregated.reqs > 100, "{}", out.dump());
 }
 
@@ -122,11 +127,26 @@ fn throughput_counts_match_with_a_stop_timeout() {
     // With --stop-timeout the users finish the request they are in before stopping.
     let (out, summary) = exact_run(
         &example_bin("throughput"),
-        &["-u", "5", "-r", "5", "-t", "2s", "-s", "5s", "--only-summary"],
+        &[
+            "-u",
+            "5",
+            "-r",
+            "5",
+            "-t",
+            "2s",
+            "-s",
+            "5s",
+            "--only-summary",
+        ],
         &[],
         &[],
     );
-    assert_eq!(summary.names(), vec!["GET /fast".to_string()], "{}", out.dump());
+    assert_eq!(
+        summary.names(),
+        vec!["GET /fast".to_string()],
+        "{}",
+        out.dump()
+    );
     assert_eq!(summary.aggregated.fails, 0, "{}", out.dump());
 }
 

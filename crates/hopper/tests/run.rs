@@ -83,7 +83,16 @@ fn failures_exit_1_by_default() {
 fn exit_code_on_error_is_used_when_requests_fail() {
     let (out, _) = quickstart(
         "/missing",
-        &["-u", "3", "-r", "3", "-t", "2s", "--exit-code-on-error", "3"],
+        &[
+            "-u",
+            "3",
+            "-r",
+            "3",
+            "-t",
+            "2s",
+            "--exit-code-on-error",
+            "3",
+        ],
     );
     out.assert_code(3)
         .assert_stderr_contains("Shutting down (exit code 3)");
@@ -94,7 +103,16 @@ fn exit_code_on_error_is_used_when_requests_fail() {
 fn exit_code_on_error_is_not_used_without_failures() {
     let (out, _) = quickstart(
         "",
-        &["-u", "3", "-r", "3", "-t", "2s", "--exit-code-on-error", "3"],
+        &[
+            "-u",
+            "3",
+            "-r",
+            "3",
+            "-t",
+            "2s",
+            "--exit-code-on-error",
+            "3",
+        ],
     );
     out.assert_code(0);
     assert_eq!(out.summary().aggregated.fails, 0, "{}", out.dump());
@@ -118,12 +136,7 @@ fn demo_users_with_failures_exit_1() {
     let summary = out.summary();
     assert!(summary.aggregated.fails > 0, "{}", out.dump());
     // Every request the target saw failed, and Hopper counted each of them.
-    assert_eq!(
-        summary.aggregated.reqs,
-        counters.total(),
-        "{}",
-        out.dump()
-    );
+    assert_eq!(summary.aggregated.reqs, counters.total(), "{}", out.dump());
     assert!(counters.snapshot().keys().all(|k| k.status == 404));
 }
 
@@ -189,9 +202,17 @@ fn reset_stats_resets_when_spawning_completes() {
         .stderr
         .find("Resetting stats")
         .unwrap_or_else(|| panic!("no 'Resetting stats'\n{}", out.dump()));
-    assert!(reset > spawned, "stats reset before spawning completed\n{}", out.dump());
+    assert!(
+        reset > spawned,
+        "stats reset before spawning completed\n{}",
+        out.dump()
+    );
     let summary = out.summary();
-    assert!(summary.aggregated.reqs <= counters.total(), "{}", out.dump());
+    assert!(
+        summary.aggregated.reqs <= counters.total(),
+        "{}",
+        out.dump()
+    );
 }
 
 #[test]

@@ -38,8 +38,18 @@ fn assert_only_reports(r: &TaggedRun) {
         out.dump()
     );
     assert!(summary.aggregated.reqs > 0, "{}", out.dump());
-    assert_eq!(target_route_count(&r.snapshot, "/slow"), 0, "{}", out.dump());
-    assert_eq!(target_route_count(&r.snapshot, "/products"), 0, "{}", out.dump());
+    assert_eq!(
+        target_route_count(&r.snapshot, "/slow"),
+        0,
+        "{}",
+        out.dump()
+    );
+    assert_eq!(
+        target_route_count(&r.snapshot, "/products"),
+        0,
+        "{}",
+        out.dump()
+    );
     assert_eq!(
         target_count(&r.snapshot, "GET", "/status/{code}"),
         summary.aggregated.reqs
@@ -73,11 +83,24 @@ fn exclude_tags_removes_tagged_tasks() {
     let out = &r.out;
     out.assert_code(0);
     let summary = out.summary();
-    assert_eq!(target_route_count(&r.snapshot, "/slow"), 0, "{}", out.dump());
+    assert_eq!(
+        target_route_count(&r.snapshot, "/slow"),
+        0,
+        "{}",
+        out.dump()
+    );
     assert!(summary.row("GET", "/slow").is_none(), "{}", out.dump());
     // Untagged tasks still run, and so does the Admin's other task.
-    assert!(target_count(&r.snapshot, "GET", "/products") > 0, "{}", out.dump());
-    assert!(target_count(&r.snapshot, "GET", "/status/{code}") > 0, "{}", out.dump());
+    assert!(
+        target_count(&r.snapshot, "GET", "/products") > 0,
+        "{}",
+        out.dump()
+    );
+    assert!(
+        target_count(&r.snapshot, "GET", "/status/{code}") > 0,
+        "{}",
+        out.dump()
+    );
     out.assert_stderr_lacks("has no tasks");
 }
 
@@ -97,7 +120,12 @@ fn exclude_tags_long_form_with_several_tags() {
     ]);
     let out = &r.out;
     let summary = out.summary();
-    assert_eq!(summary.names(), vec!["GET /products".to_string()], "{}", out.dump());
+    assert_eq!(
+        summary.names(),
+        vec!["GET /products".to_string()],
+        "{}",
+        out.dump()
+    );
     assert_eq!(target_route_count(&r.snapshot, "/slow"), 0);
     assert_eq!(target_route_count(&r.snapshot, "/status/{code}"), 0);
     out.assert_stderr_contains("User class Admin has no tasks after tag filtering");
@@ -114,7 +142,12 @@ fn positional_class_name_selects_that_class_only() {
         "{}",
         out.dump()
     );
-    assert_eq!(target_route_count(&r.snapshot, "/products"), 0, "{}", out.dump());
+    assert_eq!(
+        target_route_count(&r.snapshot, "/products"),
+        0,
+        "{}",
+        out.dump()
+    );
     let summary = out.summary();
     assert!(summary.row("GET", "/products").is_none(), "{}", out.dump());
     assert!(summary.aggregated.reqs > 0, "{}", out.dump());
@@ -127,7 +160,12 @@ fn class_selection_and_exclude_tags_combine() {
     let out = &r.out;
     out.assert_code(0);
     let summary = out.summary();
-    assert_eq!(summary.names(), vec!["GET /report".to_string()], "{}", out.dump());
+    assert_eq!(
+        summary.names(),
+        vec!["GET /report".to_string()],
+        "{}",
+        out.dump()
+    );
     assert_eq!(target_route_count(&r.snapshot, "/slow"), 0);
     assert_eq!(target_route_count(&r.snapshot, "/products"), 0);
 }
@@ -138,16 +176,14 @@ fn weighted_classes_are_distributed_like_locust() {
     // lists the classes sorted by name.
     let r = tagged(&["-u", "8", "-r", "8", "-t", "2s"]);
     let out = &r.out;
-    out.assert_code(0).assert_stderr_contains(
-        "All users spawned: {\"Admin\": 2, \"Reader\": 6} (8 total users)",
-    );
+    out.assert_code(0)
+        .assert_stderr_contains("All users spawned: {\"Admin\": 2, \"Reader\": 6} (8 total users)");
 }
 
 #[test]
 fn weighted_classes_four_users() {
     // 3:1 with 4 users → 3 Readers, 1 Admin.
     let r = tagged(&["-u", "4", "-r", "4", "-t", "2s"]);
-    r.out.assert_stderr_contains(
-        "All users spawned: {\"Admin\": 1, \"Reader\": 3} (4 total users)",
-    );
+    r.out
+        .assert_stderr_contains("All users spawned: {\"Admin\": 1, \"Reader\": 3} (4 total users)");
 }

@@ -154,10 +154,13 @@ impl Target {
     /// server received is counted) and returns the final counters.
     pub fn finish(mut self) -> Arc<Counters> {
         if let Some(server) = self.server.take() {
-            let stopped = self
-                .runtime
-                .block_on(async { tokio::time::timeout(Duration::from_secs(15), server.shutdown()).await });
-            assert!(stopped.is_ok(), "the demo target did not shut down within 15 s");
+            let stopped = self.runtime.block_on(async {
+                tokio::time::timeout(Duration::from_secs(15), server.shutdown()).await
+            });
+            assert!(
+                stopped.is_ok(),
+                "the demo target did not shut down within 15 s"
+            );
         }
         Arc::clone(&self.counters)
     }
@@ -165,7 +168,9 @@ impl Target {
 
 /// Per (method, route) totals of a counters snapshot: (all requests, requests answered with
 /// a status >= 400).
-pub fn target_by_route(snapshot: &BTreeMap<CounterKey, u64>) -> BTreeMap<(String, String), (u64, u64)> {
+pub fn target_by_route(
+    snapshot: &BTreeMap<CounterKey, u64>,
+) -> BTreeMap<(String, String), (u64, u64)> {
     let mut out: BTreeMap<(String, String), (u64, u64)> = BTreeMap::new();
     for (k, n) in snapshot {
         let e = out
