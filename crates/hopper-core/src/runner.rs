@@ -149,13 +149,11 @@ impl LocalRunner {
             tracing::error!(target: "hopper.runners", "Cannot start: {e}");
             return;
         }
-        loop {
-            let Some(dispatcher) = self.dispatcher.as_mut() else {
-                break;
-            };
-            let Some(distribution) = dispatcher.next_iteration() else {
-                break;
-            };
+        while let Some(distribution) = self
+            .dispatcher
+            .as_mut()
+            .and_then(UsersDispatcher::next_iteration)
+        {
             if let Some(counts) = distribution.get(LOCAL) {
                 self.apply(counts);
             }

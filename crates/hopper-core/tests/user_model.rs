@@ -99,7 +99,7 @@ async fn weighted_selection_follows_weights_with_a_fixed_seed() {
     let (state, trace) = Traced::with_budget(8000);
     let class = traced_class(state).task(task!(a, 3)).task(task!(b, 1));
     run_one(class, 42).await;
-    let trace = trace.lock().unwrap();
+    let trace = trace.lock().unwrap().clone();
     let n_a = trace.iter().filter(|s| *s == "a").count();
     let n_b = trace.iter().filter(|s| *s == "b").count();
     assert_eq!(n_a + n_b, 8000);
@@ -109,7 +109,7 @@ async fn weighted_selection_follows_weights_with_a_fixed_seed() {
     // The same seed picks the same sequence again.
     let (state2, trace2) = Traced::with_budget(8000);
     run_one(traced_class(state2).task(task!(a, 3)).task(task!(b, 1)), 42).await;
-    assert_eq!(*trace, *trace2.lock().unwrap());
+    assert_eq!(trace, *trace2.lock().unwrap());
 }
 
 #[tokio::test]

@@ -154,13 +154,15 @@ async fn run_test(cli: &Cli, classes: Vec<Arc<dyn AnyUserClass>>) -> i32 {
     let printer = (!cli.only_summary).then(|| tokio::spawn(print_stats_forever(width)));
     let users = cli.users.unwrap_or(1);
     let rate = cli.spawn_rate.unwrap_or(1.0);
-    match cli.run_time {
+    // Locust reads `-t 0` as "no limit" (its check is `if options.run_time:`).
+    let run_time = cli.run_time.filter(|t| *t > 0);
+    match run_time {
         Some(t) => tracing::info!(target: "hopper.main", "Run time limit set to {t} seconds"),
         None => {
             tracing::info!(target: "hopper.main", "No run time limit set, use CTRL+C to interrupt")
         }
     }
-    let run_time = cli.run_time.map(Duration::from_secs);
+    let run_time = run_time.map(Duration::from_secs);
     let reason = tokio::select! {
         _ = async {
             runner.start(users, rate).await;

@@ -1,0 +1,276 @@
+//! The HTTP client against a real server (the demo target on 127.0.0.1): request names,
+//! Locust's failure texts, `catch_response`, redirects, cookies, timeouts, bodies, and that
+//! every request is recorded exactly once.
+//!
+//! Statistics are process-wide, so each test uses request names of its own and looks only
+//! at those.
+
+use hopper::demo_target::DemoTarget;
+use hopper::HttpClient;
+use hopper_stats::RequestStats;
+use serde_json::json;
+use std::time::Duration;
+
+/// Runs `f` with a fresh demo target and a client based on it.
+fn with_target<F, Fut>(f: F)
+where
+    F: FnOnce(HttpClient, String) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .on_thread_park(hopper_stats::flush_thread)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let target = DemoTarget::start("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let base = target.base_url();
+        let client = HttpClient::new(Some(&base));
+        tokio::time::timeout(Duration::from_secs(30), f(client, base))
+            .await
+            .expect("test finished in time");
+        target.shutdown().await;
+    });
+}
+
+/// The merged statistics after every thread has handed over what it recorded.
+fn stats() -> std::sync::MutexGuard<'static, RequestStats> {
+    assert!(hopper_stats::global().sync(Duration::from_secs(5)));
+    hopper_stats::global().lock()
+}
+
+fn entry_counts(name: &str, method: &str) -> (u64, u64) {
+    let s = stats();
+    let e = s
+        .entries
+        .get(&(name.to_string(), method.to_string()))
+        .unwrap_or_else(|| panic!("no entry for {method} {name}"));
+    (e.num_requests, e.num_failures)
+}
+
+fn error_texts(name: &str) -> Vec<String> {
+    stats()
+        .errors
+        .values()
+        .filter(|e| e.name == name)
+        .map(|e| e.error.clone())
+        .collect()
+}
+
+#[test]
+fn names_default_to_path_and_query_and_can_be_overridden() {
+    with_target(|mut c, _| async move {
+        let r = c.get("/products?page=1").send().await;
+        assert_eq!(r.status(), 200);
+        c.get("/products/3")
+            .name("/products/[id] (named)")
+            .send()
+            .await;
+        c.get("/slow")
+            .query(&[("ms", "1"), ("tag", "a b")])
+            .send()
+            .await;
+    });
+    assert_eq!(entry_counts("/products?page=1", "GET"), (1, 0));
+    assert_eq!(entry_counts("/products/[id] (named)", "GET"), (1, 0));
+    assert_eq!(entry_counts("/slow?ms=1&tag=a+b", "GET"), (1, 0));
+}
+
+#[test]
+fn error_statuses_fail_with_locusts_text() {
+    with_target(|mut c, _| async move {
+        let r = c.get("/status/404").name("/status404-test").send().await;
+        assert_eq!(r.status(), 404);
+        assert!(!r.ok());
+        c.get("/status/503").name("/status503-test").send().await;
+        c.get("/status/302")
+            .name("/status302-test")
+            .no_redirects()
+            .send()
+            .await;
+    });
+    assert_eq!(entry_counts("/status404-test", "GET"), (1, 1));
+    assert_eq!(
+        error_texts("/status404-test"),
+        ["HTTPError('404 Client Error: Not Found for url: /status404-test')"]
+    );
+    assert_eq!(
+        error_texts("/status503-test"),
+        ["HTTPError('503 Server Error: Service Unavailable for url: /status503-test')"]
+    );
+    // 3xx without following is not a failure, as in requests.
+    assert_eq!(entry_counts("/status302-test", "GET"), (1, 0));
+}
+
+#[test]
+fn catch_response_overrides_the_status_rule() {
+    with_target(|mut c, _| async move {
+        let mut r = c
+            .get("/status/404")
+            .name("/catch-ok")
+            .catch_response()
+            .send()
+            .await;
+        r.success();
+        drop(r);
+        let mut r = c.get("/").name("/catch-fail").catch_response().send().await;
+        assert!(r.text().contains("Welcome"));
+        r.failure("no 'Welcome' expected");
+        drop(r);
+        // Neither called: the status rule applies when the response is dropped.
+        let r = c
+            .get("/status/500")
+            .name("/catch-default")
+            .catch_response()
+            .send()
+            .await;
+        drop(r);
+    });
+    assert_eq!(entry_counts("/catch-ok", "GET"), (1, 0));
+    assert_eq!(entry_counts("/catch-fail", "GET"), (1, 1));
+    assert_eq!(
+        error_texts("/catch-fail"),
+        ["CatchResponseError(\"no 'Welcome' expected\")"]
+    );
+    assert_eq!(entry_counts("/catch-default", "GET"), (1, 1));
+}
+
+#[test]
+fn redirects_are_followed_and_named_by_the_first_url() {
+    with_target(|mut c, _| async move {
+        let r = c.get("/redirect").send().await;
+        assert_eq!(r.status(), 200);
+        assert!(r.text().contains("Welcome"));
+        assert!(r.url().ends_with('/'), "{}", r.url());
+    });
+    assert_eq!(entry_counts("/redirect", "GET"), (1, 0));
+}
+
+#[test]
+fn cookies_are_kept_per_client() {
+    with_target(|mut c, base| async move {
+        assert_eq!(
+            c.get("/cookie/check")
+                .name("/cookie-before")
+                .send()
+                .await
+                .status(),
+            401
+        );
+        c.get("/cookie/set").send().await;
+        assert_eq!(c.get("/cookie/check").send().await.status(), 200);
+        // Another user (client) has its own jar.
+        let mut other = HttpClient::new(Some(&base));
+        assert_eq!(
+            other
+                .get("/cookie/check")
+                .name("/cookie-other")
+                .send()
+                .await
+                .status(),
+            401
+        );
+    });
+}
+
+#[test]
+fn json_login_token_and_bearer_header() {
+    with_target(|mut c, _| async move {
+        let r = c
+            .post("/login")
+            .json(&json!({"username": "alice", "password": "secret"}))
+            .send()
+            .await;
+        assert_eq!(r.status(), 200);
+        let token = r.json::<serde_json::Value>().unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let r = c.get("/account").bearer(&token).send().await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.json::<serde_json::Value>().unwrap()["username"], "alice");
+        let r = c
+            .post("/purchase")
+            .bearer(&token)
+            .json(&json!({"product_id": 2, "quantity": 3}))
+            .send()
+            .await;
+        assert_eq!(r.status(), 201);
+        let r = c.post("/upload").body(vec![7u8; 300_000]).send().await;
+        assert_eq!(r.json::<serde_json::Value>().unwrap()["bytes"], 300_000);
+    });
+    assert_eq!(entry_counts("/login", "POST"), (1, 0));
+    assert_eq!(entry_counts("/purchase", "POST"), (1, 0));
+}
+
+#[test]
+fn connection_refused_and_bad_urls_are_failures_not_panics() {
+    // A port with nothing listening: bind, note the port, close.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    with_target(|mut c, _| async move {
+        let r = c
+            .get(format!("http://127.0.0.1:{port}/refused"))
+            .send()
+            .await;
+        assert_eq!(r.status(), 0);
+        assert_eq!(
+            r.error(),
+            Some("ConnectionRefusedError(111, 'Connection refused')")
+        );
+        let mut no_host = HttpClient::new(None);
+        let r = no_host.get("/no-host-given").send().await;
+        assert_eq!(r.status(), 0);
+        assert!(
+            r.error().unwrap().starts_with("MissingSchema("),
+            "{:?}",
+            r.error()
+        );
+    });
+    assert_eq!(entry_counts("/refused", "GET"), (1, 1));
+    assert_eq!(entry_counts("/no-host-given", "GET"), (1, 1));
+}
+
+#[test]
+fn timeouts_fail_the_request_and_the_client_recovers() {
+    with_target(|mut c, _| async move {
+        let r = c
+            .get("/slow?ms=3000")
+            .name("/slow-timeout")
+            .timeout(Duration::from_millis(100))
+            .send()
+            .await;
+        assert_eq!(r.status(), 0);
+        assert_eq!(
+            r.error(),
+            Some("ReadTimeout('Read timed out. (read timeout=0.1)')")
+        );
+        // The next request on the same client works (a new connection).
+        assert_eq!(
+            c.get("/fast")
+                .name("/fast-after-timeout")
+                .send()
+                .await
+                .status(),
+            200
+        );
+    });
+    assert_eq!(entry_counts("/slow-timeout", "GET"), (1, 1));
+    assert_eq!(entry_counts("/fast-after-timeout", "GET"), (1, 0));
+}
+
+#[test]
+fn many_requests_on_one_connection_are_all_recorded() {
+    with_target(|mut c, _| async move {
+        for _ in 0..500 {
+            c.get("/fast").name("/fast-500").send().await;
+        }
+    });
+    assert_eq!(entry_counts("/fast-500", "GET"), (500, 0));
+}
