@@ -12,9 +12,13 @@ use crate::task::{BoxFuture, TaskError, TaskFn, TaskKind, TaskResult, TaskSet};
 use crate::user::{User, UserClass};
 use crate::wait::{Pacing, WaitTime};
 use futures_util::FutureExt;
+use hopper_http::Drain;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How long a killed user's requests already on the wire may take to finish.
+const KILL_REQUEST_GRACE: Duration = Duration::from_secs(5);
 
 /// How a task set ended, as seen by its parent.
 enum Exit {
@@ -39,8 +43,9 @@ pub(crate) async fn run<S: Send + 'static>(
     mut user: User<S>,
     mut ctl: Control,
 ) {
+    let drain = user.client.drain();
     if let Some(on_start) = &class.on_start {
-        match guarded(on_start, &mut user, &mut ctl).await {
+        match guarded(on_start, &mut user, &mut ctl, &drain).await {
             None | Some(Err(TaskError::StopUser)) => {
                 finish(&class, &mut user).await;
                 return;
@@ -59,6 +64,7 @@ pub(crate) async fn run<S: Send + 'static>(
             &class.tasks,
             &mut user,
             &mut ctl,
+            &drain,
             &class.wait_time,
             &mut pacing,
         )
@@ -92,6 +98,7 @@ fn run_set<'a, S: Send + 'static>(
     set: &'a TaskSet<S>,
     user: &'a mut User<S>,
     ctl: &'a mut Control,
+    drain: &'a Drain,
     parent_wait: &'a WaitTime,
     parent_pacing: &'a mut Pacing,
 ) -> BoxFuture<'a, Exit> {
@@ -104,7 +111,7 @@ fn run_set<'a, S: Send + 'static>(
             None => (parent_wait, parent_pacing),
         };
         if let Some(on_start) = &set.on_start {
-            match guarded(on_start, user, ctl).await {
+            match guarded(on_start, user, ctl, drain).await {
                 None | Some(Err(TaskError::StopUser)) => {
                     stop_set(set, user).await;
                     return Exit::Stop;
@@ -149,7 +156,7 @@ fn run_set<'a, S: Send + 'static>(
             };
             let task = &set.tasks[index];
             let next = match &task.kind {
-                TaskKind::Fn(f) => match guarded(f, user, ctl).await {
+                TaskKind::Fn(f) => match guarded(f, user, ctl, drain).await {
                     None | Some(Err(TaskError::StopUser)) => Next::Stop,
                     Some(Ok(())) | Some(Err(TaskError::Reschedule)) => Next::Wait,
                     Some(Err(TaskError::RescheduleNow)) => Next::NoWait,
@@ -162,15 +169,17 @@ fn run_set<'a, S: Send + 'static>(
                         Next::Wait
                     }
                 },
-                TaskKind::Set(child) => match run_set(child, user, ctl, wait_time, pacing).await {
-                    Exit::Stop => Next::Stop,
-                    Exit::Reschedule { now: true } => Next::NoWait,
-                    Exit::Reschedule { now: false } => Next::Wait,
-                    Exit::Failed(e) => {
-                        record_exception(&e, &child.name);
-                        Next::Wait
+                TaskKind::Set(child) => {
+                    match run_set(child, user, ctl, drain, wait_time, pacing).await {
+                        Exit::Stop => Next::Stop,
+                        Exit::Reschedule { now: true } => Next::NoWait,
+                        Exit::Reschedule { now: false } => Next::Wait,
+                        Exit::Failed(e) => {
+                            record_exception(&e, &child.name);
+                            Next::Wait
+                        }
                     }
-                },
+                }
             };
             let go_on = match next {
                 Next::NoWait => !ctl.stopping(),
@@ -216,16 +225,35 @@ async fn wait<S>(
 }
 
 /// Runs a task unless killed first. `None` means the user was killed mid-task.
+///
+/// A kill does not cut a request off the wire: requests already sent finish and are
+/// recorded (up to [`KILL_REQUEST_GRACE`]) while no new one may start, so what the target
+/// served and what Hopper counts stay equal. Then the task is dropped and the client
+/// reopened for `on_stop`.
 async fn guarded<S: Send + 'static>(
     f: &TaskFn<S>,
     user: &mut User<S>,
     ctl: &mut Control,
+    drain: &Drain,
 ) -> Option<TaskResult> {
+    let task = run_caught(f, user);
+    tokio::pin!(task);
     tokio::select! {
         biased;
-        _ = ctl.reached(Signal::Kill) => None,
-        r = run_caught(f, user) => Some(r),
+        _ = ctl.reached(Signal::Kill) => {}
+        r = &mut task => return Some(r),
     }
+    drain.close();
+    let _ = tokio::time::timeout(KILL_REQUEST_GRACE, async {
+        tokio::select! {
+            _ = &mut task => {}
+            _ = drain.settled() => {}
+        }
+    })
+    .await;
+    drop(task);
+    drain.reopen();
+    None
 }
 
 /// Runs a task, turning a panic into a failed task.

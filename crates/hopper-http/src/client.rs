@@ -2,6 +2,7 @@
 
 use crate::conn::{Connections, ReqBody};
 use crate::cookies::CookieJar;
+use crate::drain::Drain;
 use crate::errors;
 use crate::response::{Outcome, Pending, Response};
 use crate::url::{self, BaseUrl, Target, UrlError};
@@ -38,6 +39,7 @@ pub struct HttpClient {
     base: Result<Option<BaseUrl>, UrlError>,
     conns: Connections,
     cookies: CookieJar,
+    drain: Drain,
     /// Settings that apply to every request of this user.
     pub config: ClientConfig,
 }
@@ -53,8 +55,15 @@ impl HttpClient {
                 .transpose(),
             conns: Connections::default(),
             cookies: CookieJar::default(),
+            drain: Drain::default(),
             config: ClientConfig::default(),
         }
+    }
+
+    /// The handle the runner uses to let this client's requests in flight finish when the
+    /// user is killed (see [`Drain`]).
+    pub fn drain(&self) -> Drain {
+        self.drain.clone()
     }
 
     /// The base URL, when one is set and valid.
@@ -244,6 +253,8 @@ impl<'a> RequestBuilder<'a> {
     /// when the response is dropped with `catch_response`). Never fails: a connection error
     /// gives a response with status 0 whose [`Response::error`] says what happened.
     pub async fn send(self) -> Response {
+        let drain = self.client.drain.clone();
+        let _in_flight = drain.begin().await;
         let started = Instant::now();
         let RequestBuilder {
             client,

@@ -21,11 +21,13 @@
 mod client;
 mod conn;
 mod cookies;
+mod drain;
 pub mod errors;
 mod response;
 mod url;
 
 pub use client::{ClientConfig, HttpClient, RequestBuilder};
+pub use drain::Drain;
 pub use http::{HeaderMap, HeaderValue, Method, StatusCode};
 pub use response::Response;
 pub use url::{BaseUrl, UrlError};

@@ -155,8 +155,13 @@ impl Hopper {
         }
         let unavailable = cli.unavailable();
         if !unavailable.is_empty() {
+            let advice = if cli.headless {
+                "remove these options to run headless"
+            } else {
+                "run with --headless (and without these options)"
+            };
             eprintln!(
-                "hopper: not available in this version yet: {}.\nHopper {} runs headless tests from the command line; remove these options or add --headless.",
+                "hopper: not available in this version yet: {}.\nHopper {} runs headless tests from the command line; {advice}.",
                 unavailable.join(", "),
                 env!("CARGO_PKG_VERSION")
             );

@@ -180,7 +180,9 @@ async fn run_test(cli: &Cli, classes: Vec<Arc<dyn AnyUserClass>>) -> i32 {
         }
     }
     if let Some(p) = printer {
+        // Wait for the abort to land so no live table can follow the summary.
         p.abort();
+        let _ = p.await;
     }
     if let Some(t) = demo {
         t.shutdown().await;

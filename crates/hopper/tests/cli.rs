@@ -245,11 +245,18 @@ fn show_task_ratio_lists_classes_and_tasks() {
             out.dump()
         );
     }
-    // Visitor:Shopper is 3:1.
+    // Visitor:Shopper is 3:1, and home is 4 of Visitor's 9 task weights.
     assert!(
         out.stdout
             .lines()
-            .any(|l| l.trim_start().starts_with("75.0") && l.ends_with("Visitor")),
+            .any(|l| l.split_whitespace().eq(["75.0", "Visitor"])),
+        "{}",
+        out.dump()
+    );
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.split_whitespace().eq(["44.4", "home"])),
         "{}",
         out.dump()
     );

@@ -61,7 +61,7 @@ impl Setup {
     }
 }
 
-/// Asserts a completed run with `users` users, and Hopper's numbers equal the target's.
+/// Asserts a completed run with `users` users.
 fn assert_ran_with(out: &Output, users: u64) {
     out.assert_code(0);
     let (_, total) = users_spawned(&out.stderr)
@@ -83,9 +83,8 @@ fn locust_conf_in_the_working_directory_configures_the_run() {
     assert_ran_with(&out, 3);
     out.assert_stderr_contains("Ramping to 3 users at a rate of 3.00 per second")
         .assert_stderr_contains("Run time limit set to 2 seconds");
-    let total = out.summary().aggregated.reqs;
     let counters = s.target.finish();
-    assert_eq!(total, counters.total(), "{}", out.dump());
+    assert_counts_match(&out, &counters, &[], &[]);
 }
 
 #[test]

@@ -27,9 +27,8 @@ fn assert_run_time_honoured(t: &str) {
     out.assert_code(0)
         .assert_stderr_contains("Run time limit set to 3 seconds")
         .assert_stderr_contains("--run-time limit reached");
-    let summary = out.summary();
+    let summary = assert_counts_match(&out, &counters, &[], &[]);
     assert!(summary.aggregated.reqs > 0, "{}", out.dump());
-    assert_eq!(summary.aggregated.reqs, counters.total(), "{}", out.dump());
     // Generous sanity bounds only: the run lasted at least its run time and ended by itself
     // well before the watchdog.
     assert!(
@@ -74,9 +73,16 @@ fn failures_exit_1_by_default() {
     let (out, counters) = quickstart("/missing", &["-u", "3", "-r", "3", "-t", "2s"]);
     out.assert_code(1)
         .assert_stderr_contains("Shutting down (exit code 1)");
-    let summary = out.summary();
+    let summary = assert_counts_match(&out, &counters, &[("*", "(unmatched)")], &[]);
     assert!(summary.aggregated.fails > 0, "{}", out.dump());
-    assert_eq!(summary.aggregated.fails, counters.total(), "{}", out.dump());
+    // Every request answered 404, and each one is a failure.
+    assert_eq!(
+        summary.aggregated.fails,
+        summary.aggregated.reqs,
+        "{}",
+        out.dump()
+    );
+    assert!(counters.snapshot().keys().all(|k| k.status == 404));
 }
 
 #[test]
@@ -133,10 +139,15 @@ fn demo_users_with_failures_exit_1() {
     );
     let counters = target.finish();
     out.assert_code(1);
-    let summary = out.summary();
+    let summary = assert_counts_match(&out, &counters, &[("*", "(unmatched)")], &[]);
     assert!(summary.aggregated.fails > 0, "{}", out.dump());
-    // Every request the target saw failed, and Hopper counted each of them.
-    assert_eq!(summary.aggregated.reqs, counters.total(), "{}", out.dump());
+    // Every request the target saw answered 404, and Hopper counted each as a failure.
+    assert_eq!(
+        summary.aggregated.fails,
+        summary.aggregated.reqs,
+        "{}",
+        out.dump()
+    );
     assert!(counters.snapshot().keys().all(|k| k.status == 404));
 }
 
@@ -213,6 +224,7 @@ fn reset_stats_resets_when_spawning_completes() {
         "{}",
         out.dump()
     );
+    assert_eq!(final_tables(&out.stderr), 1, "{}", out.dump());
 }
 
 #[test]
@@ -280,4 +292,13 @@ fn sigterm_keeps_locusts_exit_code_rules() {
     let summary = out.summary();
     assert_eq!(summary.logged_exit_code, 3);
     assert!(summary.aggregated.fails > 0, "{}", out.dump());
+}
+
+#[test]
+fn run_time_zero_means_no_limit() {
+    // Locust reads `-t 0` as "no limit": the run goes on until it is stopped.
+    let out = run_until_signal("TERM", "", &["-t", "0"]);
+    out.assert_code(0)
+        .assert_stderr_contains("No run time limit set");
+    assert!(out.summary().aggregated.reqs > 0, "{}", out.dump());
 }
