@@ -236,22 +236,24 @@ async fn guarded<S: Send + 'static>(
     ctl: &mut Control,
     drain: &Drain,
 ) -> Option<TaskResult> {
-    let task = run_caught(f, user);
-    tokio::pin!(task);
-    tokio::select! {
-        biased;
-        _ = ctl.reached(Signal::Kill) => {}
-        r = &mut task => return Some(r),
-    }
-    drain.close();
-    let _ = tokio::time::timeout(KILL_REQUEST_GRACE, async {
+    {
+        let task = run_caught(f, user);
+        tokio::pin!(task);
         tokio::select! {
-            _ = &mut task => {}
-            _ = drain.settled() => {}
+            biased;
+            _ = ctl.reached(Signal::Kill) => {}
+            r = &mut task => return Some(r),
         }
-    })
-    .await;
-    drop(task);
+        drain.close();
+        let _ = tokio::time::timeout(KILL_REQUEST_GRACE, async {
+            tokio::select! {
+                _ = &mut task => {}
+                _ = drain.settled() => {}
+            }
+        })
+        .await;
+        // The abandoned task is dropped here, before the client opens again.
+    }
     drain.reopen();
     None
 }
