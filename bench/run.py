@@ -632,8 +632,8 @@ def process_cpu_s(pids: list[int]) -> float:
 
 
 def process_table() -> dict:
-    """{(pid, start time): CPU ticks of the process and of its reaped children} for every
-    process, kernel threads included."""
+    """{(pid, start time): CPU ticks (user + sys) of the process} for every process, kernel
+    threads included."""
     table = {}
     for d in Path("/proc").iterdir():
         if not d.name.isdigit():
@@ -642,17 +642,17 @@ def process_table() -> dict:
             f = (d / "stat").read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue
-        # utime, stime, cutime, cstime; start time tells a reused pid apart.
-        table[(int(d.name), int(f[19]))] = int(f[11]) + int(f[12]) + int(f[13]) + int(f[14])
+        # The start time tells a reused pid apart.
+        table[(int(d.name), int(f[19]))] = int(f[11]) + int(f[12])
     return table
 
 
 def others_cpu_s(before: dict, after: dict, exclude: set) -> float:
-    """CPU seconds that processes other than `exclude` (pids) used between two process tables.
-    A process that exited in between counts through its parent's reaped-children time."""
-    ticks = sum(
-        t - before.get(key, 0) for key, t in after.items() if key[0] not in exclude
-    )
+    """CPU seconds that processes other than `exclude` (pids) and still alive at the end used
+    between two process tables: a lower bound, as processes that exited in between are missed
+    (their reaped time would show in their parents' totals but for their whole life, not this
+    window's)."""
+    ticks = sum(t - before.get(key, 0) for key, t in after.items() if key[0] not in exclude)
     return max(ticks, 0) / CLK_TCK
 
 
@@ -830,17 +830,14 @@ def run_one(tool: Tool, ctx: Context, nginx: Nginx, repeat: int, order: int, raw
     busy1, nginx1, procs1 = machine_busy_s(), nginx.cpu_s(), process_table()
     output = m.pop("output")
     rec.update(m)
-    # Where the machine's busy CPU went during the run: the generator, nginx, every other
-    # process (the noise of a shared machine), and the rest, which no process was charged
-    # for (interrupts and softirqs that ran while a core was idle).
+    # Where the rest of the machine's busy CPU went during the run: nginx, and the rest of
+    # the machine (other processes, the noise of a shared machine, plus kernel work charged to
+    # no process: interrupts and softirqs that ran while a core was otherwise idle).
     rec["machine_busy_cpu_s"] = busy1 - busy0
     rec["nginx_cpu_s"] = nginx1 - nginx0
+    rec["rest_cpu_s"] = rec["machine_busy_cpu_s"] - rec["nginx_cpu_s"] - m["user_s"] - m["sys_s"]
     exclude = {os.getpid(), nginx.proc.pid, *nginx.workers}
-    rec["other_cpu_s"] = others_cpu_s(procs0, procs1, exclude)
-    rec["unattributed_cpu_s"] = (
-        rec["machine_busy_cpu_s"] - rec["nginx_cpu_s"] - m["user_s"] - m["sys_s"]
-        - rec["other_cpu_s"]
-    )
+    rec["other_processes_cpu_s_lower_bound"] = others_cpu_s(procs0, procs1, exclude)
     try:
         if m["timed_out"]:
             raise RuntimeError(f"{tool.name} did not finish within {ctx.duration + GRACE_S:.0f} s")
@@ -852,8 +849,9 @@ def run_one(tool: Tool, ctx: Context, nginx: Nginx, repeat: int, order: int, raw
         rec["ok"] = True
     except (ParseError, RuntimeError, ValueError) as e:
         rec["error"] = str(e)
-        tail = "\n".join(output.strip().splitlines()[-10:])
-        log(f"{tool.name} run failed: {e}\n{tail}")
+        # A ParseError already shows the end of the output.
+        tail = "" if isinstance(e, ParseError) else "\n" + "\n".join(output.strip().splitlines()[-10:])
+        log(f"{tool.name} run failed: {e}{tail}")
     return rec
 
 
@@ -882,9 +880,11 @@ def render_results(report: dict) -> str:
     lines = [
         f"Measured {mach['date']} with `{report['command']}`: {cfg['repeats']} repeat(s) of "
         f"{cfg['duration']} s per tool, {cfg['users']} users, interleaved (the order rotates "
-        f"each repeat); medians over the repeats.",
+        f"each repeat); medians over the repeats. vs wrk: the ratio of the medians of requests "
+        f"per CPU-s (in brackets: the median of the ratios to wrk's run of the same repeat).",
         "",
-        "| Generator | Requests | Req/s | **Req per CPU-s** (min–max) | vs wrk | CPU s (user + sys) "
+        "| Generator | Requests | Req/s | **Req per CPU-s** (min–max) | vs wrk (paired) "
+        "| CPU s (user + sys) "
         "| Wall s | p50 / p99 ms | Peak RSS MiB | Failures |",
         "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
@@ -894,7 +894,7 @@ def render_results(report: dict) -> str:
             lines.append(f"| {t.label} | failed | | | | | | | | |")
             continue
         src = " (HDR)" if t.name == "hopper" else ""
-        vs = "–" if s["ratio"] is None else f"{s['ratio']:.2f}×"
+        vs = "–" if s["ratio"] is None else f"{s['ratio']:.2f}× ({s['ratio_paired']:.2f}×)"
         lines.append(
             f"| {t.label} | {fmt_int(s['requests'])} | {fmt_int(s['rps'])} "
             f"| **{fmt_int(s['req_per_cpu_s'])}** ({fmt_k(s['req_per_cpu_s_min'])}–"
@@ -920,14 +920,14 @@ def render_results(report: dict) -> str:
     lines += [
         "",
         "Every run, in the order run. Load avg: the 1-minute load average before the run. "
-        "The last three columns say where the rest of the machine's busy CPU went during the "
-        "run: nginx (the target), other processes (the noise of a shared machine), and "
-        "unattributed (kernel time charged to no process: interrupts and softirqs that ran "
-        "while a core was otherwise idle).",
+        "nginx and rest: where the machine's other busy CPU went during the run; rest is "
+        "busy − generator − nginx, i.e. other processes (the noise of a shared machine) plus "
+        "kernel work charged to no process (interrupts and softirqs that ran while a core was "
+        "otherwise idle); within ±0.3 CPU-s it is zero (the precision of the accounting).",
         "",
         "| Repeat | Generator | Load avg | Requests | CPU s user + sys | Req per CPU-s "
-        "| vs wrk (same repeat) | nginx CPU s | other processes CPU s | unattributed CPU s |",
-        "|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| vs wrk (same repeat) | nginx CPU s | rest CPU s |",
+        "|--:|---|--:|--:|--:|--:|--:|--:|--:|",
     ]
     ref = {r["repeat"]: r.get("req_per_cpu_s") for r in runs if r["tool"] == REFERENCE_TOOL and r["ok"]}
     for r in runs:
@@ -935,7 +935,7 @@ def render_results(report: dict) -> str:
         if not r["ok"]:
             lines.append(
                 f"| {r['repeat'] + 1} | {label} | {r['loadavg_before'][0]:.2f} | failed: "
-                f"{r.get('error', '').splitlines()[0]} | | | | | | |"
+                f"{r.get('error', '').splitlines()[0]} | | | | | |"
             )
             continue
         vs = ratio(r["req_per_cpu_s"], ref.get(r["repeat"]))
@@ -943,8 +943,7 @@ def render_results(report: dict) -> str:
             f"| {r['repeat'] + 1} | {label} | {r['loadavg_before'][0]:.2f} "
             f"| {fmt_int(r['requests'])} | {r['user_s']:.2f} + {r['sys_s']:.2f} "
             f"| {fmt_int(r['req_per_cpu_s'])} | {'–' if vs is None else f'{vs:.2f}×'} "
-            f"| {r['nginx_cpu_s']:.2f} | {r['other_cpu_s']:.2f} "
-            f"| {max(r['unattributed_cpu_s'], 0):.2f} |"
+            f"| {r['nginx_cpu_s']:.2f} | {r['rest_cpu_s']:.2f} |"
         )
     lines += [
         "",
@@ -987,6 +986,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--tools", help="comma-separated subset of the scenario's tools, in order")
     p.add_argument("--cooldown", type=float, default=2.0, help="seconds of pause between runs")
     p.add_argument("--skip-build", action="store_true", help="use the built Hopper binary as is")
+    p.add_argument("--from-json", metavar="PATH",
+                   help="run nothing: render the results of a saved latest.json (and update "
+                   "the docs with them unless --no-docs)")
     p.add_argument("--docs", action=argparse.BooleanOptionalAction, default=None,
                    help="update docs/benchmarks.md (default: yes, except with --quick)")
     a = p.parse_args(argv)
@@ -1005,6 +1007,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    if args.from_json:
+        report = json.loads(Path(args.from_json).read_text())
+        markdown = render_results(report)
+        print(markdown)
+        if args.docs:
+            update_doc(markdown)
+            log(f"updated the results section of {DOC.relative_to(ROOT)}")
+        return 0
     scenario = SCENARIOS[args.scenario]
     command = "python3 bench/run.py" + "".join(" " + shlex.quote(a) for a in argv)
     if args.repeats < 3 and not args.quick:
@@ -1048,9 +1058,9 @@ def main(argv: list[str]) -> int:
                 if rec["ok"]:
                     log(f"  {rec['requests']:,} requests, {rec['user_s']:.2f} + {rec['sys_s']:.2f} "
                         f"CPU s, {rec['req_per_cpu_s']:,.0f} req/CPU-s, wall {rec['wall_s']:.1f} s, "
-                        f"nginx {rec['nginx_cpu_s']:.2f} CPU s, other processes "
-                        f"{rec['other_cpu_s']:.2f} CPU s, unattributed "
-                        f"{rec['unattributed_cpu_s']:.2f} CPU s")
+                        f"nginx {rec['nginx_cpu_s']:.2f} CPU s, rest {rec['rest_cpu_s']:.2f} "
+                        f"CPU s (other processes at least "
+                        f"{rec['other_processes_cpu_s_lower_bound']:.2f})")
                 if n < total:
                     time.sleep(args.cooldown)
     except KeyboardInterrupt:
@@ -1076,7 +1086,7 @@ def main(argv: list[str]) -> int:
     (RESULTS / "latest.json").write_text(json.dumps(report, indent=2) + "\n")
     markdown = render_results(report)
     print(markdown)
-    log(f"wrote {(RESULTS / 'latest.json').relative_to(ROOT)}")
+    log(f"wrote {RESULTS / 'latest.json'}")
     if args.docs:
         update_doc(markdown)
         log(f"updated the results section of {DOC.relative_to(ROOT)}")

@@ -429,9 +429,9 @@ class ReportTest(unittest.TestCase):
     def report(self):
         runs = [
             fake_run("wrk", 0, 1_200_000, 1.0, 9.0, loadavg_before=[1.5, 1.2, 1.0],
-                     nginx_cpu_s=9.0, other_cpu_s=0.5, unattributed_cpu_s=1.0),
+                     nginx_cpu_s=9.0, rest_cpu_s=1.5),
             fake_run("hopper", 0, 960_000, 3.0, 7.0, loadavg_before=[1.6, 1.2, 1.0],
-                     nginx_cpu_s=8.0, other_cpu_s=0.2, unattributed_cpu_s=0.1),
+                     nginx_cpu_s=8.0, rest_cpu_s=0.3),
             fake_run("locust-fast", 0, 0, 0.0, 0.0, ok=False, loadavg_before=[1.6, 1.2, 1.0],
                      error="could not parse locust's output: no request statistics table"),
         ]
@@ -451,7 +451,7 @@ class ReportTest(unittest.TestCase):
         md = run.render_results(self.report())
         self.assertIn("| Hopper | 960,000 |", md)
         self.assertIn("**96,000**", md)
-        self.assertIn("0.80×", md)
+        self.assertIn("0.80× (0.80×)", md)
         self.assertIn("failed: could not parse locust's output", md)
         self.assertIn("python3 bench/run.py --repeats 1", md)
 
