@@ -302,3 +302,44 @@ fn run_time_zero_means_no_limit() {
         .assert_stderr_contains("No run time limit set");
     assert!(out.summary().aggregated.reqs > 0, "{}", out.dump());
 }
+
+// ---- Logging ----------------------------------------------------------------------------
+
+#[test]
+fn logfile_takes_the_log_and_stats_stay_on_stderr() {
+    let dir = TempDir::new("logfile");
+    let log = dir.path().join("logs/hopper.log");
+    let (out, _counters) = quickstart(
+        "",
+        &[
+            "-u",
+            "2",
+            "-r",
+            "2",
+            "-t",
+            "1s",
+            "--logfile",
+            log.to_str().unwrap(),
+        ],
+    );
+    out.assert_code(0)
+        // The tables are not log lines: they stay on stderr, as Locust's stats logger does.
+        .assert_stderr_contains("Response time percentiles (approximated)")
+        .assert_stderr_lacks("Run time limit set to");
+    let text = std::fs::read_to_string(&log).expect("the log file (and its directory) exist");
+    assert!(
+        text.contains("/INFO/hopper.main: Run time limit set to 1 seconds"),
+        "{text}"
+    );
+    // Locust's line layout: [date time,ms] host/LEVEL/logger: message
+    let first = text.lines().next().unwrap();
+    assert!(first.starts_with('[') && first.contains("] "), "{first}");
+}
+
+#[test]
+fn loglevel_warning_hides_info_lines() {
+    let (out, _counters) = quickstart("", &["-u", "1", "-r", "1", "-t", "1s", "-L", "warning"]);
+    out.assert_code(0)
+        .assert_stderr_lacks("Run time limit set to")
+        .assert_stderr_contains("Response time percentiles (approximated)");
+}
