@@ -45,6 +45,8 @@ pub use hopper_core::{
     task, Task, TaskError, TaskResult, TaskSet, User, UserClass, WaitTime,
 };
 pub use hopper_http::{HttpClient, Response};
+/// The statistics engine (Locust-compatible entries, HDR percentiles, console tables).
+pub use hopper_stats as stats;
 
 /// Everything a load test file needs: `use hopper::prelude::*;`.
 pub mod prelude {
