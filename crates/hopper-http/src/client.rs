@@ -110,6 +110,8 @@ impl HttpClient {
         method: Method,
         path: impl Into<Cow<'a, str>>,
     ) -> RequestBuilder<'a> {
+        // requests' head() does not follow redirects unless asked.
+        let follow_redirects = method != Method::HEAD;
         RequestBuilder {
             client: self,
             method,
@@ -120,7 +122,7 @@ impl HttpClient {
             body: Bytes::new(),
             timeout: None,
             catch_response: false,
-            follow_redirects: true,
+            follow_redirects,
             error: None,
         }
     }
@@ -281,10 +283,13 @@ impl<'a> RequestBuilder<'a> {
             Ok(None) => Target::parse(&path),
             Err(e) => Err(e.clone()),
         };
+        // Locust names a request by the path and query it sent: with the base URL's own path,
+        // percent-encoded, and without scheme and host for absolute URLs.
         let name: Cow<'_, str> = match (name, &target) {
             (Some(n), _) => n,
-            (None, Ok(t)) if url::is_absolute(&path) => Cow::Owned(url::default_name(&path, t)),
-            (None, _) => Cow::Borrowed(&*path),
+            (None, Ok(t)) if t.path_and_query == *path => Cow::Borrowed(&*path),
+            (None, Ok(t)) => Cow::Owned(t.path_and_query.clone()),
+            (None, Err(_)) => Cow::Borrowed(&*path),
         };
         let outcome = match (error, target) {
             (Some(e), _) => Err(e),
@@ -296,6 +301,7 @@ impl<'a> RequestBuilder<'a> {
                     }
                 }
                 let limit = timeout.or(client.config.timeout);
+                let pool = (target.scheme, target.host.clone(), target.port);
                 let exchange = exchange(
                     client,
                     method.clone(),
@@ -311,7 +317,12 @@ impl<'a> RequestBuilder<'a> {
                         Err(_) => {
                             // The connection may hold half a response: never reuse it.
                             client.conns.clear();
-                            Err(errors::timeout_error(t.as_secs_f64()))
+                            Err(errors::timeout_error(
+                                pool.0 == url::Scheme::Https,
+                                &pool.1,
+                                pool.2,
+                                t.as_secs_f64(),
+                            ))
                         }
                     },
                 }
@@ -370,13 +381,14 @@ struct Exchange {
     target: Target,
 }
 
-/// Sends the request and follows redirects the way `requests` does (303, and 301/302 after a
-/// POST, become GET without a body; 307/308 repeat the request).
+/// Sends the request and follows redirects the way `requests` does: 303 and 302 become GET
+/// (not for HEAD), 301 after a POST too; every redirect but 307/308 drops the body and its
+/// headers; credentials are not sent on to another host.
 async fn exchange(
     client: &mut HttpClient,
     mut method: Method,
     mut target: Target,
-    headers: HeaderMap,
+    mut headers: HeaderMap,
     mut body: Bytes,
     follow_redirects: bool,
 ) -> Result<Exchange, String> {
@@ -438,14 +450,27 @@ async fn exchange(
                         &format!("Exceeded {} redirects.", client.config.max_redirects),
                     ));
                 }
-                target = resolve_location(&target, loc)
+                let next = resolve_location(&target, loc)
                     .map_err(|e| errors::exception(e.python_class(), &e.to_string()))?;
-                if status == 303 || (matches!(status, 301 | 302) && method == Method::POST) {
-                    if method != Method::HEAD {
-                        method = Method::GET;
-                    }
-                    body = Bytes::new();
+                if (matches!(status, 302 | 303) && method != Method::HEAD)
+                    || (status == 301 && method == Method::POST)
+                {
+                    method = Method::GET;
                 }
+                if !matches!(status, 307 | 308) {
+                    body = Bytes::new();
+                    headers.remove(header::CONTENT_TYPE);
+                    headers.remove(header::CONTENT_LENGTH);
+                    headers.remove(header::TRANSFER_ENCODING);
+                }
+                if next.host != target.host
+                    || next.port != target.port
+                    || next.scheme != target.scheme
+                {
+                    // requests' should_strip_auth, minus its http→https upgrade exception.
+                    headers.remove(header::AUTHORIZATION);
+                }
+                target = next;
             }
             _ => {
                 return Ok(Exchange {

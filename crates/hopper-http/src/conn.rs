@@ -15,6 +15,9 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+/// Connections one user keeps at most (requests keeps 10 pools); the oldest goes first.
+const MAX_CONNECTIONS: usize = 10;
+
 /// A request body as the connections send it.
 pub(crate) type ReqBody = Full<Bytes>;
 
@@ -117,6 +120,10 @@ impl Connections {
             // Errors surface on the request side; the task only drives the socket.
             let _ = conn.await;
         });
+        if self.conns.len() >= MAX_CONNECTIONS {
+            // Users that wander over many hosts must not hoard sockets.
+            self.conns.remove(0);
+        }
         self.conns.push(Conn {
             scheme: target.scheme,
             host: target.host.clone(),

@@ -56,8 +56,10 @@ impl CookieJar {
             } else if k.eq_ignore_ascii_case("max-age") {
                 match v.parse::<i64>() {
                     Ok(secs) if secs <= 0 => delete = true,
+                    // A huge Max-Age means "practically never": no expiry rather than an overflow.
                     Ok(secs) => {
-                        cookie.expires = Some(Instant::now() + Duration::from_secs(secs as u64))
+                        cookie.expires =
+                            Instant::now().checked_add(Duration::from_secs(secs as u64))
                     }
                     Err(_) => {}
                 }
@@ -149,6 +151,13 @@ mod tests {
         assert_eq!(jar.header_for("h", "/").as_deref(), Some("a=2"));
         jar.store("a=; Path=/; Max-Age=0", "h", "/");
         assert_eq!(jar.header_for("h", "/"), None);
+    }
+
+    #[test]
+    fn huge_max_age_does_not_overflow() {
+        let mut jar = CookieJar::default();
+        jar.store("sid=1; Max-Age=9223372036854775807", "h", "/");
+        assert_eq!(jar.header_for("h", "/").as_deref(), Some("sid=1"));
     }
 
     #[test]

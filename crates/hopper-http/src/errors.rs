@@ -70,15 +70,21 @@ pub fn resolve_error(host: &str) -> String {
     os_exception("gaierror", -2, "Name or service not known")
 }
 
-/// A read that outlived the request's timeout (requests' `ReadTimeout`).
-pub fn timeout_error(timeout_secs: f64) -> String {
-    exception(
-        "ReadTimeout",
-        &format!(
-            "Read timed out. (read timeout={})",
-            hopper_stats::pyfmt::py_float(timeout_secs)
-        ),
-    )
+/// A request that outlived its timeout, in the words Locust records for requests'
+/// `ReadTimeout`: `ReadTimeout(ReadTimeoutError("HTTPConnectionPool(host='h', port=80): Read
+/// timed out. (read timeout=0.5)"))`. (Hopper's timeout covers the whole request; requests'
+/// covers each read.)
+pub fn timeout_error(https: bool, host: &str, port: u16, timeout_secs: f64) -> String {
+    let pool = if https {
+        "HTTPSConnectionPool"
+    } else {
+        "HTTPConnectionPool"
+    };
+    let inner = format!(
+        "{pool}(host='{host}', port={port}): Read timed out. (read timeout={})",
+        hopper_stats::pyfmt::py_float(timeout_secs)
+    );
+    format!("ReadTimeout(ReadTimeoutError({}))", python_repr_str(&inner))
 }
 
 /// Errors hyper reports on a connection: the peer closing early, malformed responses.
@@ -119,6 +125,15 @@ mod tests {
         );
         assert_eq!(http_status_error(302, "Found", "/"), None);
         assert_eq!(http_status_error(600, "", "/"), None);
+    }
+
+    #[test]
+    fn timeouts_read_like_locusts() {
+        assert_eq!(
+            timeout_error(false, "127.0.0.1", 18080, 0.5),
+            "ReadTimeout(ReadTimeoutError(\"HTTPConnectionPool(host='127.0.0.1', port=18080): \
+             Read timed out. (read timeout=0.5)\"))"
+        );
     }
 
     #[test]

@@ -118,16 +118,18 @@ impl Response {
 
     /// With `catch_response`: count this request as a success whatever its status.
     pub fn success(&mut self) {
-        if let Some(p) = &mut self.pending {
-            p.outcome = Outcome::Success;
+        match &mut self.pending {
+            Some(p) => p.outcome = Outcome::Success,
+            None => warn_not_caught("success"),
         }
     }
 
     /// With `catch_response`: count this request as a failure with this reason; the error
     /// text is Locust's `CatchResponseError('reason')`.
     pub fn failure(&mut self, reason: impl std::fmt::Display) {
-        if let Some(p) = &mut self.pending {
-            p.outcome = Outcome::Failure(reason.to_string());
+        match &mut self.pending {
+            Some(p) => p.outcome = Outcome::Failure(reason.to_string()),
+            None => warn_not_caught("failure"),
         }
     }
 
@@ -153,6 +155,19 @@ impl Response {
             error,
         });
     }
+}
+
+/// Locust raises `LocustError` here; a warning (once) keeps the user running while saying
+/// that the verdict was not applied.
+fn warn_not_caught(what: &str) {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    WARNED.call_once(|| {
+        tracing::warn!(
+            target: "hopper.http",
+            "Response::{what}() was called on a request sent without .catch_response(): it was \
+             already recorded by the status rule, so the call has no effect"
+        );
+    });
 }
 
 impl Drop for Response {

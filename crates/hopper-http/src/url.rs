@@ -88,12 +88,13 @@ impl Target {
         let (authority, tail) = rest.split_at(split);
         // The fragment never goes on the wire.
         let tail = tail.split('#').next().unwrap_or("");
+        let tail = requote(tail);
         let path_and_query = if tail.is_empty() {
             "/".to_string()
         } else if tail.starts_with('?') {
             format!("/{tail}")
         } else {
-            tail.to_string()
+            tail.into_owned()
         };
         let (userinfo, hostport) = match authority.rsplit_once('@') {
             Some((u, h)) => (Some(u), h),
@@ -205,9 +206,10 @@ impl BaseUrl {
         }
         if path.starts_with('/') && !path.contains('#') && !self.prefix.contains(['?', '#']) {
             // The common case, on every request: no need to parse the host again.
+            let path = requote(path);
             let mut pq = String::with_capacity(self.prefix.len() + path.len());
             pq.push_str(&self.prefix);
-            pq.push_str(path);
+            pq.push_str(&path);
             return Ok(self.origin.with_path(pq));
         }
         let mut t = Target::parse(&format!("{}{}", self.text, path))?;
@@ -221,15 +223,6 @@ impl BaseUrl {
 /// True for `http://...` and `https://...` (any case), the only URLs Locust treats as absolute.
 pub fn is_absolute(path: &str) -> bool {
     strip_prefix_ci(path, "http://").is_some() || strip_prefix_ci(path, "https://").is_some()
-}
-
-/// Locust's default stats name: the path and query the request was sent with.
-pub fn default_name(path: &str, target: &Target) -> String {
-    if is_absolute(path) {
-        target.path_and_query.clone()
-    } else {
-        path.to_string()
-    }
 }
 
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
@@ -266,14 +259,15 @@ fn split_host_port(hostport: &str, default_port: u16) -> Option<(String, u16)> {
     }
 }
 
+/// Decodes `%XX` escapes byte by byte (credentials in a URL); anything malformed is kept.
 fn percent_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
+            if let (Some(h), Some(l)) = (hex_value(bytes[i + 1]), hex_value(bytes[i + 2])) {
+                out.push(h * 16 + l);
                 i += 3;
                 continue;
             }
@@ -282,6 +276,35 @@ fn percent_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Percent-encodes what may not appear in a request line, as `requests`' `requote_uri`
+/// does: letters, digits, `-._~`, the reserved characters and `%` (already-escaped text)
+/// stay; a space becomes `%20`, non-ASCII text its UTF-8 bytes in `%XX` form.
+pub fn requote(path: &str) -> std::borrow::Cow<'_, str> {
+    const KEEP: &[u8] = b"-._~!#$%&'()*+,/:;=?@[]";
+    let needs = |b: u8| !(b.is_ascii_alphanumeric() || KEEP.contains(&b));
+    if !path.bytes().any(needs) {
+        return std::borrow::Cow::Borrowed(path);
+    }
+    let mut out = String::with_capacity(path.len() + 16);
+    for b in path.bytes() {
+        if needs(b) {
+            out.push_str(&format!("%{b:02X}"));
+        } else {
+            out.push(b as char);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 #[cfg(test)]
@@ -313,11 +336,34 @@ mod tests {
         let b = BaseUrl::parse("http://127.0.0.1:8080").unwrap();
         let t = b.join("http://localhost:1/refused?x=1").unwrap();
         assert_eq!((&*t.host, t.port), ("localhost", 1));
+        assert_eq!(t.path_and_query, "/refused?x=1");
+    }
+
+    #[test]
+    fn paths_are_requoted_like_requests() {
+        let b = BaseUrl::parse("http://h:1").unwrap();
         assert_eq!(
-            default_name("http://localhost:1/refused?x=1", &t),
-            "/refused?x=1"
+            b.join("/search?q=hello world").unwrap().path_and_query,
+            "/search?q=hello%20world"
         );
-        assert_eq!(default_name("/a?b=1", &b.join("/a?b=1").unwrap()), "/a?b=1");
+        assert_eq!(b.join("/café").unwrap().path_and_query, "/caf%C3%A9");
+        assert_eq!(
+            b.join("/a%20b?x=[1]").unwrap().path_and_query,
+            "/a%20b?x=[1]"
+        );
+        assert_eq!(
+            Target::parse("http://h/x y").unwrap().path_and_query,
+            "/x%20y"
+        );
+    }
+
+    #[test]
+    fn malformed_escapes_in_credentials_do_not_panic() {
+        let b = BaseUrl::parse("http://u:%aé@127.0.0.1:9").unwrap();
+        assert!(b.join("/").unwrap().basic_auth.is_some());
+        assert_eq!(percent_decode("%"), "%");
+        assert_eq!(percent_decode("a%4"), "a%4");
+        assert_eq!(percent_decode("%41%zz"), "A%zz");
     }
 
     #[test]

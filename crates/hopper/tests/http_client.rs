@@ -239,7 +239,7 @@ fn connection_refused_and_bad_urls_are_failures_not_panics() {
 
 #[test]
 fn timeouts_fail_the_request_and_the_client_recovers() {
-    with_target(|mut c, _| async move {
+    with_target(|mut c, base| async move {
         let r = c
             .get("/slow?ms=3000")
             .name("/slow-timeout")
@@ -247,10 +247,12 @@ fn timeouts_fail_the_request_and_the_client_recovers() {
             .send()
             .await;
         assert_eq!(r.status(), 0);
-        assert_eq!(
-            r.error(),
-            Some("ReadTimeout('Read timed out. (read timeout=0.1)')")
+        let expected = format!(
+            "ReadTimeout(ReadTimeoutError(\"HTTPConnectionPool(host='127.0.0.1', port={}): \
+             Read timed out. (read timeout=0.1)\"))",
+            base.rsplit(':').next().unwrap()
         );
+        assert_eq!(r.error(), Some(expected.as_str()));
         // The next request on the same client works (a new connection).
         assert_eq!(
             c.get("/fast")
@@ -273,4 +275,123 @@ fn many_requests_on_one_connection_are_all_recorded() {
         }
     });
     assert_eq!(entry_counts("/fast-500", "GET"), (500, 0));
+}
+
+#[test]
+fn names_include_the_base_path_and_are_percent_encoded() {
+    with_target(|_, base| async move {
+        let mut c = HttpClient::new(Some(&format!("{base}/api")));
+        // The target has no /api: a 404, named by the path that was sent.
+        c.get("/products").send().await;
+        let mut c = HttpClient::new(Some(&base));
+        let r = c.get("/products?q=hello world").send().await;
+        assert_eq!(r.status(), 200);
+    });
+    assert_eq!(entry_counts("/api/products", "GET"), (1, 1));
+    assert_eq!(
+        error_texts("/api/products"),
+        ["HTTPError('404 Client Error: Not Found for url: /api/products')"]
+    );
+    assert_eq!(entry_counts("/products?q=hello%20world", "GET"), (1, 0));
+}
+
+/// A one-connection-at-a-time HTTP server that answers by path and logs the request line
+/// and content type of everything it receives, for checking what the client sends.
+async fn echo_server() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = log.clone();
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = listener.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut reader = BufReader::new(sock);
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let request_line = line.trim().to_string();
+                    let (mut length, mut ctype, mut auth) =
+                        (0usize, "-".to_string(), "-".to_string());
+                    loop {
+                        let mut h = String::new();
+                        reader.read_line(&mut h).await.unwrap();
+                        let h = h.trim().to_string();
+                        if h.is_empty() {
+                            break;
+                        }
+                        let (k, v) = h.split_once(':').unwrap();
+                        match k.to_ascii_lowercase().as_str() {
+                            "content-length" => length = v.trim().parse().unwrap(),
+                            "content-type" => ctype = v.trim().to_string(),
+                            "authorization" => auth = v.trim().to_string(),
+                            _ => {}
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    reader.read_exact(&mut body).await.unwrap();
+                    seen.lock().unwrap().push(format!(
+                        "{request_line} ct={ctype} auth={auth} len={length}"
+                    ));
+                    let path = request_line.split(' ').nth(1).unwrap_or("/").to_string();
+                    let response = match path.as_str() {
+                        "/r301" => "HTTP/1.1 301 Moved\r\nLocation: /done\r\nContent-Length: 0\r\n\r\n".to_string(),
+                        "/r302" => "HTTP/1.1 302 Found\r\nLocation: /done\r\nContent-Length: 0\r\n\r\n".to_string(),
+                        "/r307" => "HTTP/1.1 307 Temporary\r\nLocation: /done\r\nContent-Length: 0\r\n\r\n".to_string(),
+                        p if p.starts_with("/away") => format!(
+                            "HTTP/1.1 302 Found\r\nLocation: http://localhost:{}/done\r\nContent-Length: 0\r\n\r\n",
+                            p.trim_start_matches("/away")
+                        ),
+                        _ => "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_string(),
+                    };
+                    reader
+                        .get_mut()
+                        .write_all(response.as_bytes())
+                        .await
+                        .unwrap();
+                }
+            });
+        }
+    });
+    (base, log)
+}
+
+#[test]
+fn redirects_change_method_and_drop_bodies_like_requests() {
+    with_target(|_, _| async move {
+        let (base, log) = echo_server().await;
+        let port = base.rsplit(':').next().unwrap().to_string();
+        let mut c = HttpClient::new(Some(&base));
+        let body = serde_json::json!({"a": 1});
+        assert_eq!(c.put("/r302").json(&body).send().await.status(), 200);
+        assert_eq!(c.post("/r301").json(&body).send().await.status(), 200);
+        assert_eq!(c.put("/r301").json(&body).send().await.status(), 200);
+        assert_eq!(c.post("/r307").json(&body).send().await.status(), 200);
+        // HEAD does not follow redirects by default.
+        assert_eq!(c.head("/r302").send().await.status(), 302);
+        // Credentials stay with their host.
+        c.get(format!("/away{port}")).bearer("secret").send().await;
+        let seen = log.lock().unwrap().clone();
+        assert_eq!(
+            seen,
+            [
+                "PUT /r302 HTTP/1.1 ct=application/json auth=- len=7",
+                "GET /done HTTP/1.1 ct=- auth=- len=0",
+                "POST /r301 HTTP/1.1 ct=application/json auth=- len=7",
+                "GET /done HTTP/1.1 ct=- auth=- len=0",
+                "PUT /r301 HTTP/1.1 ct=application/json auth=- len=7",
+                // 301 keeps PUT, but drops the body and its headers.
+                "PUT /done HTTP/1.1 ct=- auth=- len=0",
+                "POST /r307 HTTP/1.1 ct=application/json auth=- len=7",
+                "POST /done HTTP/1.1 ct=application/json auth=- len=7",
+                "HEAD /r302 HTTP/1.1 ct=- auth=- len=0",
+                &format!("GET /away{port} HTTP/1.1 ct=- auth=Bearer secret len=0"),
+                // 127.0.0.1 -> localhost is another host: no Authorization.
+                "GET /done HTTP/1.1 ct=- auth=- len=0",
+            ]
+        );
+    });
 }
