@@ -7,6 +7,7 @@
 
 pub mod control;
 pub mod dispatch;
+pub mod health;
 pub mod panic_hook;
 pub mod runner;
 pub mod task;

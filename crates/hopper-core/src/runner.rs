@@ -9,6 +9,7 @@
 use crate::control::{control, ControlHandle, Signal};
 use crate::dispatch::{UserClassSpec, UsersDispatcher};
 use crate::user::{AnyUserClass, SpawnUser};
+use futures_util::FutureExt;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
@@ -18,7 +19,8 @@ use tokio::task::JoinHandle;
 /// The single pseudo-worker a local runner dispatches to (as Locust's LocalRunner does).
 const LOCAL: &str = "local";
 
-/// How long a killed user may take to run its `on_stop` before it is abandoned.
+/// How long a killed user may take to end: its requests already on the wire get
+/// `user_loop::KILL_REQUEST_GRACE`, then its `on_stop` this much more.
 const KILL_GRACE: Duration = Duration::from_secs(5);
 
 /// What the runner needs besides the classes.
@@ -285,22 +287,44 @@ impl LocalRunner {
                 control.send(Signal::Kill);
             } else {
                 control.send(Signal::Stop);
-                if tokio::time::timeout(timeout, &mut join).await.is_ok() {
+                if let Ok(result) = tokio::time::timeout(timeout, &mut join).await {
+                    note_if_panicked(result);
                     return false;
                 }
                 control.send(Signal::Kill);
             }
-            if tokio::time::timeout(KILL_GRACE, &mut join).await.is_err() {
-                join.abort();
+            let budget = crate::user_loop::KILL_REQUEST_GRACE + KILL_GRACE;
+            match tokio::time::timeout(budget, &mut join).await {
+                Err(_) => join.abort(),
+                Ok(result) => note_if_panicked(result),
             }
             !timeout.is_zero()
         }));
     }
 
-    /// Forgets users that ended by themselves (StopUser, failed on_start).
+    /// Forgets users that ended by themselves (StopUser, failed on_start, a panic).
     fn prune(&mut self) {
         for users in self.users.values_mut() {
-            users.retain(|u| !u.join.is_finished());
+            users.retain_mut(|u| {
+                if !u.join.is_finished() {
+                    return true;
+                }
+                if let Some(result) = (&mut u.join).now_or_never() {
+                    note_if_panicked(result);
+                }
+                false
+            });
+        }
+    }
+}
+
+/// A user whose task panicked outside its tasks (a panic in a task is caught and recorded):
+/// logged and counted, as Locust counts a greenlet that died of an exception.
+fn note_if_panicked(result: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = result {
+        if e.is_panic() {
+            tracing::error!(target: "hopper.runners", "A user ended with an unhandled panic: {e}");
+            crate::health::note_unhandled();
         }
     }
 }

@@ -43,8 +43,8 @@ impl<S> User<S> {
         self.host.as_deref()
     }
 
-    /// This user's random number generator (seeded per user; use it for test data so runs
-    /// with the same seed repeat).
+    /// This user's random number generator (seeded afresh for each user; it also picks tasks
+    /// and draws `between`/`poisson` waits).
     pub fn rng(&mut self) -> &mut fastrand::Rng {
         &mut self.rng
     }

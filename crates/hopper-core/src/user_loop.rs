@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long a killed user's requests already on the wire may take to finish.
-const KILL_REQUEST_GRACE: Duration = Duration::from_secs(5);
+pub(crate) const KILL_REQUEST_GRACE: Duration = Duration::from_secs(5);
 
 /// How a task set ended, as seen by its parent.
 enum Exit {
@@ -44,6 +44,8 @@ pub(crate) async fn run<S: Send + 'static>(
     mut ctl: Control,
 ) {
     let drain = user.client.drain();
+    // Locust starts the pacing clock when the user is created, so on_start counts.
+    let mut pacing = Pacing::new(Instant::now());
     if let Some(on_start) = &class.on_start {
         match guarded(on_start, &mut user, &mut ctl, &drain).await {
             None | Some(Err(TaskError::StopUser)) => {
@@ -58,7 +60,6 @@ pub(crate) async fn run<S: Send + 'static>(
             Some(_) => {}
         }
     }
-    let mut pacing = Pacing::new(Instant::now());
     loop {
         match run_set(
             &class.tasks,
@@ -89,6 +90,8 @@ async fn finish<S: Send + 'static>(class: &UserClass<S>, user: &mut User<S>) {
     if let Some(on_stop) = &class.on_stop {
         if let Err(e) = run_caught(on_stop, user).await {
             log_hook_error(&e, "on_stop");
+            // In Locust this escapes the user's greenlet: exit code 2 unless requests failed.
+            crate::health::note_unhandled();
         }
     }
 }
@@ -99,17 +102,14 @@ fn run_set<'a, S: Send + 'static>(
     user: &'a mut User<S>,
     ctl: &'a mut Control,
     drain: &'a Drain,
-    parent_wait: &'a WaitTime,
-    parent_pacing: &'a mut Pacing,
+    user_wait: &'a WaitTime,
+    user_pacing: &'a mut Pacing,
 ) -> BoxFuture<'a, Exit> {
     Box::pin(async move {
-        // A task set with its own wait time keeps its own pacing, per entry, as Locust keeps
-        // it on the TaskSet instance.
-        let mut own_pacing = Pacing::new(Instant::now());
-        let (wait_time, pacing) = match &set.wait_time {
-            Some(w) => (w, &mut own_pacing),
-            None => (parent_wait, parent_pacing),
-        };
+        // Locust's TaskSet.wait_time(): the set's own wait time, with pacing kept per entry on
+        // the TaskSet instance, or else the user's wait time with the user's pacing (never
+        // an enclosing set's).
+        let mut own_pacing = set.wait_time.as_ref().map(|_| Pacing::new(Instant::now()));
         if let Some(on_start) = &set.on_start {
             match guarded(on_start, user, ctl, drain).await {
                 None | Some(Err(TaskError::StopUser)) => {
@@ -170,7 +170,7 @@ fn run_set<'a, S: Send + 'static>(
                     }
                 },
                 TaskKind::Set(child) => {
-                    match run_set(child, user, ctl, drain, wait_time, pacing).await {
+                    match run_set(child, user, ctl, drain, user_wait, user_pacing).await {
                         Exit::Stop => Next::Stop,
                         Exit::Reschedule { now: true } => Next::NoWait,
                         Exit::Reschedule { now: false } => Next::Wait,
@@ -183,7 +183,10 @@ fn run_set<'a, S: Send + 'static>(
             };
             let go_on = match next {
                 Next::NoWait => !ctl.stopping(),
-                Next::Wait => wait(user, ctl, wait_time, pacing).await,
+                Next::Wait => match (&set.wait_time, own_pacing.as_mut()) {
+                    (Some(w), Some(p)) => wait(user, ctl, w, p).await,
+                    _ => wait(user, ctl, user_wait, user_pacing).await,
+                },
                 Next::Stop => false,
             };
             if !go_on {
@@ -260,7 +263,10 @@ async fn guarded<S: Send + 'static>(
 
 /// Runs a task, turning a panic into a failed task.
 async fn run_caught<S: Send + 'static>(f: &TaskFn<S>, user: &mut User<S>) -> TaskResult {
-    match AssertUnwindSafe(f(user)).catch_unwind().await {
+    match AssertUnwindSafe(crate::panic_hook::Quiet(f(user)))
+        .catch_unwind()
+        .await
+    {
         Ok(r) => r,
         Err(panic) => {
             let message = panic

@@ -129,7 +129,8 @@ impl WaitTime {
             }
             WaitTime::Custom(f) => return f(rng),
         };
-        Duration::from_secs_f64(seconds.max(0.0))
+        // Saturate absurd values (constant(1e20), poisson(1e-30)) instead of panicking.
+        Duration::try_from_secs_f64(seconds.max(0.0)).unwrap_or(Duration::MAX)
     }
 }
 
@@ -191,6 +192,15 @@ mod tests {
             secs(w.next(&mut rng, &mut p, t0 + Duration::from_secs(33))),
             9.0
         );
+    }
+
+    #[test]
+    fn absurd_waits_saturate_instead_of_panicking() {
+        let mut rng = fastrand::Rng::with_seed(1);
+        let now = Instant::now();
+        let mut p = Pacing::new(now);
+        assert_eq!(constant(1e20).next(&mut rng, &mut p, now), Duration::MAX);
+        assert!(poisson(1e-300).next(&mut rng, &mut p, now) > Duration::from_secs(1 << 40));
     }
 
     #[test]

@@ -101,3 +101,36 @@ async fn failing_and_panicking_tasks_are_exceptions_and_the_user_carries_on() {
     // Task errors are not request failures.
     assert!(stats.errors.values().all(|e| !e.error.contains("unique")));
 }
+
+async fn quick(u: &mut User<Traced>) -> TaskResult {
+    step(u, "quick")
+}
+
+async fn broken_stop(_u: &mut User<Traced>) -> TaskResult {
+    fail("on_stop could not log out")
+}
+
+#[tokio::test]
+async fn a_failing_user_on_stop_counts_as_unhandled() {
+    let before = hopper_core::health::unhandled_count();
+    let class: Arc<dyn AnyUserClass> = Arc::new(
+        UserClass::new("Stopper", Traced::default)
+            .wait_time(constant(0.0))
+            .on_stop(|u| Box::pin(broken_stop(u)))
+            .task(task!(quick)),
+    );
+    let (handle, ctl) = control();
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        class.run_user(SpawnUser {
+            id: 9,
+            host_override: None,
+            seed: 1,
+            control: ctl,
+        }),
+    )
+    .await
+    .expect("the user stops by itself");
+    drop(handle);
+    assert_eq!(hopper_core::health::unhandled_count(), before + 1);
+}

@@ -159,6 +159,18 @@ async fn interrupt_leaves_the_set_through_its_on_stop() {
     );
 }
 
+#[tokio::test]
+async fn a_nested_set_without_its_own_wait_uses_the_users_not_the_enclosing_sets() {
+    // User: no wait. Outer set: 60 s. Inner set (no wait time of its own): Locust's
+    // TaskSet.wait_time() falls back to the user's, so the inner tasks run back to back and
+    // the budget is spent long before the 20 s bound in run_one.
+    let (state, trace) = Traced::with_budget(5);
+    let inner = TaskSet::new("Inner").task(task!(a));
+    let outer = TaskSet::new("Outer").wait_time(constant(60.0)).task(inner);
+    run_one(traced_class(state).task(outer), 1).await;
+    assert_eq!(trace.lock().unwrap().len(), 5);
+}
+
 async fn bad_start(_u: &mut User<Traced>) -> TaskResult {
     fail("cannot log in")
 }
