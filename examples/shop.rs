@@ -92,10 +92,10 @@ async fn products(user: &mut User<Shopper>) -> TaskResult {
 /// A purchase, authenticated with the token kept from `on_start`.
 async fn purchase(user: &mut User<Shopper>) -> TaskResult {
     let product = user.rng().u32(1..=10);
-    let token = user.token.clone();
+    // `user.state` and `user.client` are separate fields, so both can be borrowed at once.
     user.client
         .post("/purchase")
-        .bearer(&token)
+        .bearer(&user.state.token)
         .json(&json!({ "product_id": product, "quantity": 1 }))
         .send()
         .await;

@@ -30,8 +30,8 @@
 //! ```text
 //! # only the reports task of Admin (Reader has no tagged task, so it does nothing):
 //! cargo run --release --example tagged -- -H http://127.0.0.1:8080 --headless -u 8 -r 8 -t 20s --tags reports
-//! # everything but slow tasks, Admin users only:
-//! cargo run --release --example tagged -- -H http://127.0.0.1:8080 --headless -u 2 -t 20s -E slow Admin
+//! # everything but slow tasks, Admin users only (class names before -E, which takes a list):
+//! cargo run --release --example tagged -- -H http://127.0.0.1:8080 --headless -u 2 -t 20s Admin -E slow
 //! ```
 
 use hopper::prelude::*;

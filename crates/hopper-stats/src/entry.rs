@@ -423,7 +423,11 @@ impl StatsEntry {
         if self.hdr.is_empty() {
             return 0.0;
         }
-        self.hdr.value_at_quantile(q) as f64 / 1000.0
+        // HDR reports the top of a bucket (3 significant digits), which can lie just above
+        // the exact max (or below the exact min): clamp into the observed range.
+        let value = self.hdr.value_at_quantile(q) as f64 / 1000.0;
+        let min = self.min_response_time.unwrap_or(0.0);
+        value.clamp(min, self.max_response_time.max(min))
     }
 
     /// Merges another entry into this one (Locust's `extend`, the master's merge of a worker

@@ -73,17 +73,19 @@ async fn login(user: &mut User<Shopper>) -> TaskResult {
 }
 
 async fn account(user: &mut User<Shopper>) -> TaskResult {
-    let token = user.token.clone();
-    user.client.get("/account").bearer(&token).send().await;
+    user.client
+        .get("/account")
+        .bearer(&user.state.token)
+        .send()
+        .await;
     Ok(())
 }
 
 async fn purchase(user: &mut User<Shopper>) -> TaskResult {
-    let token = user.token.clone();
     let product = user.rng().u32(1..=10);
     user.client
         .post("/purchase")
-        .bearer(&token)
+        .bearer(&user.state.token)
         .json(&json!({ "product_id": product, "quantity": 1 }))
         .send()
         .await;

@@ -7,7 +7,7 @@ use crate::demo_target::DemoTarget;
 use hopper_core::{AnyUserClass, LocalRunner, RunnerOptions};
 use hopper_stats::console;
 use std::collections::BTreeSet;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -75,16 +75,20 @@ pub fn select_classes(
     Ok(chosen)
 }
 
-/// Width of the Name column: Locust's `terminal columns - 80`, clamped to 0..=80, and 80
-/// when the output is not a terminal.
+/// Width of the Name column, as Locust computes it before each table: the terminal width of
+/// stdout minus 80, clamped to 0..=80, and 80 when stdout is not a terminal.
 fn name_width() -> usize {
-    if !std::io::stderr().is_terminal() {
-        return 80;
+    #[cfg(unix)]
+    {
+        // SAFETY: `winsize` is plain data; TIOCGWINSZ fills it or fails (stdout not a
+        // terminal), and the struct is ours for the duration of the call.
+        let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+        let rc = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) };
+        if rc == 0 {
+            return usize::from(ws.ws_col).saturating_sub(80).min(80);
+        }
     }
-    std::env::var("COLUMNS")
-        .ok()
-        .and_then(|c| c.parse::<usize>().ok())
-        .map_or(80, |cols| cols.saturating_sub(80).min(80))
+    80
 }
 
 /// Runs a headless test and returns the process exit code.
@@ -127,6 +131,23 @@ async fn run_test(cli: &Cli, classes: Vec<Arc<dyn AnyUserClass>>) -> i32 {
     } else {
         None
     };
+    // A class host only matters when -H does not override it.
+    let class_hosts = classes.iter().filter(|_| host.is_none()).filter_map(|c| {
+        Some((
+            format!("the host of user class {}", c.name()),
+            c.host()?.to_string(),
+        ))
+    });
+    let hosts = host
+        .iter()
+        .map(|h| ("-H/--host".to_string(), h.clone()))
+        .chain(class_hosts);
+    for (what, h) in hosts {
+        if let Err(e) = hopper_http::BaseUrl::parse(&h) {
+            eprintln!("hopper: {what} is not a usable base URL: {e}");
+            return 1;
+        }
+    }
     if host.is_none() {
         for c in classes.iter().filter(|c| c.host().is_none()) {
             tracing::warn!(
@@ -150,8 +171,7 @@ async fn run_test(cli: &Cli, classes: Vec<Arc<dyn AnyUserClass>>) -> i32 {
             reset_stats: cli.reset_stats,
         },
     );
-    let width = name_width();
-    let printer = (!cli.only_summary).then(|| tokio::spawn(print_stats_forever(width)));
+    let printer = (!cli.only_summary).then(|| tokio::spawn(print_stats_forever()));
     let users = cli.users.unwrap_or(1);
     let rate = cli.spawn_rate.unwrap_or(1.0);
     // Locust reads `-t 0` as "no limit" (its check is `if options.run_time:`).
@@ -163,6 +183,7 @@ async fn run_test(cli: &Cli, classes: Vec<Arc<dyn AnyUserClass>>) -> i32 {
         }
     }
     let run_time = run_time.map(Duration::from_secs);
+    let mut terminate = sigterm_stream();
     let reason = tokio::select! {
         _ = async {
             runner.start(users, rate).await;
@@ -170,13 +191,16 @@ async fn run_test(cli: &Cli, classes: Vec<Arc<dyn AnyUserClass>>) -> i32 {
         } => unreachable!("the run future never completes"),
         _ = sleep_or_forever(run_time) => "--run-time limit reached",
         _ = tokio::signal::ctrl_c() => "Received Ctrl-C",
-        _ = sigterm() => "Got SIGTERM signal",
+        _ = next_sigterm(&mut terminate) => "Got SIGTERM signal",
     };
     tracing::info!(target: "hopper.main", "{reason}, shutting down");
     tokio::select! {
         _ = runner.stop() => {}
         _ = tokio::signal::ctrl_c() => {
-            tracing::warn!(target: "hopper.main", "Second Ctrl-C: not waiting for users to finish");
+            tracing::warn!(target: "hopper.main", "Ctrl-C while stopping: not waiting for users to finish");
+        }
+        _ = next_sigterm(&mut terminate) => {
+            tracing::warn!(target: "hopper.main", "SIGTERM while stopping: not waiting for users to finish");
         }
     }
     if let Some(p) = printer {
@@ -187,11 +211,12 @@ async fn run_test(cli: &Cli, classes: Vec<Arc<dyn AnyUserClass>>) -> i32 {
     if let Some(t) = demo {
         t.shutdown().await;
     }
-    finish(cli, width).await
+    finish(cli).await
 }
 
 /// Collects the final numbers, prints the summary and decides the exit code.
-async fn finish(cli: &Cli, width: usize) -> i32 {
+async fn finish(cli: &Cli) -> i32 {
+    let width = name_width();
     let complete =
         tokio::task::spawn_blocking(|| hopper_stats::global().sync(Duration::from_secs(5)))
             .await
@@ -200,8 +225,11 @@ async fn finish(cli: &Cli, width: usize) -> i32 {
         tracing::warn!(target: "hopper.main", "Some statistics could not be collected in time; the summary may miss the last requests");
     }
     let stats = hopper_stats::global().lock();
+    // Locust's order: failures or task exceptions, then unhandled errors (exit code 2).
     let code = if !stats.errors.is_empty() || !stats.exceptions.is_empty() {
         cli.exit_code_on_error
+    } else if hopper_core::health::unhandled_count() > 0 {
+        2
     } else {
         0
     };
@@ -223,7 +251,7 @@ async fn finish(cli: &Cli, width: usize) -> i32 {
 }
 
 /// Prints the live table now and every 2 s, as Locust's stats printer does.
-async fn print_stats_forever(width: usize) {
+async fn print_stats_forever() {
     let mut ticker = tokio::time::interval(CONSOLE_STATS_INTERVAL);
     loop {
         ticker.tick().await;
@@ -232,7 +260,7 @@ async fn print_stats_forever(width: usize) {
         let _ =
             tokio::task::spawn_blocking(|| hopper_stats::global().sync(Duration::from_millis(200)))
                 .await;
-        let table = console::stats_table(&hopper_stats::global().lock(), true, width);
+        let table = console::stats_table(&hopper_stats::global().lock(), true, name_width());
         let mut err = std::io::stderr().lock();
         let _ = write!(err, "{table}");
         let _ = err.flush();
@@ -246,17 +274,29 @@ async fn sleep_or_forever(d: Option<Duration>) {
     }
 }
 
+/// The SIGTERM stream, installed once so that every SIGTERM is seen (a handler installed
+/// and dropped would leave later signals swallowed).
 #[cfg(unix)]
-async fn sigterm() {
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut s) => {
+fn sigterm_stream() -> Option<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok()
+}
+
+#[cfg(not(unix))]
+fn sigterm_stream() -> Option<()> {
+    None
+}
+
+#[cfg(unix)]
+async fn next_sigterm(stream: &mut Option<tokio::signal::unix::Signal>) {
+    match stream {
+        Some(s) => {
             s.recv().await;
         }
-        Err(_) => std::future::pending().await,
+        None => std::future::pending().await,
     }
 }
 
 #[cfg(not(unix))]
-async fn sigterm() {
+async fn next_sigterm(_stream: &mut Option<()>) {
     std::future::pending().await
 }

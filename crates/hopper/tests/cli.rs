@@ -313,3 +313,23 @@ impl SummaryAbsent for Output {
         parse_summary(&self.stderr).is_none()
     }
 }
+
+#[test]
+fn an_unusable_host_is_a_setup_error() {
+    let dir = TempDir::new("badhost");
+    let out = run_in(
+        &hopper_bin(),
+        dir.path(),
+        &["-H", "127.0.0.1:8080", "--headless", "-t", "1s"],
+    );
+    out.assert_code(1)
+        .assert_stderr_contains("-H/--host is not a usable base URL")
+        .assert_stderr_contains("No scheme supplied");
+    let out = run_in(
+        &hopper_bin(),
+        dir.path(),
+        &["-H", "http://u:%aé@127.0.0.1:1", "--headless", "-t", "1s"],
+    );
+    // Odd credentials are not a reason to panic: the run starts (and its requests fail).
+    assert_ne!(out.code, Some(101), "{}", out.dump());
+}
