@@ -107,7 +107,7 @@ fn main() {
         .user(
             UserClass::new("Shopper", Shopper::default)
                 .wait_time(between(0.5, 2.0))
-                .on_start(|u| Box::pin(login(u)))
+                .on_start(hook!(login))
                 .task(task!(home, 3))
                 .task(task!(products, 2))
                 .task(task!(purchase, 1)),

@@ -363,6 +363,15 @@ macro_rules! task {
     };
 }
 
+/// Turns an `async fn(&mut User<S>) -> TaskResult` into an `on_start` / `on_stop` hook:
+/// `.on_start(hook!(login))` is `.on_start(|u| Box::pin(login(u)))`.
+#[macro_export]
+macro_rules! hook {
+    ($f:path) => {
+        |u| ::std::boxed::Box::pin($f(u))
+    };
+}
+
 /// `module::function` → `function` (used by [`task!`](crate::task!)).
 #[doc(hidden)]
 pub fn last_segment(path: &str) -> &str {

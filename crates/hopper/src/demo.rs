@@ -122,7 +122,7 @@ pub fn program() -> Hopper {
             UserClass::new("Shopper", Shopper::default)
                 .weight(1.0)
                 .wait_time(between(0.5, 1.5))
-                .on_start(|u| Box::pin(login(u)))
+                .on_start(hook!(login))
                 .task(task!(account, 3))
                 .task(task!(purchase, 2))
                 .task(task!(upload)),

@@ -41,8 +41,8 @@ use std::ffi::OsString;
 use std::sync::Arc;
 
 pub use hopper_core::{
-    between, constant, constant_pacing, constant_throughput, fail, interrupt, poisson, stop_user,
-    task, Task, TaskError, TaskResult, TaskSet, User, UserClass, WaitTime,
+    between, constant, constant_pacing, constant_throughput, fail, hook, interrupt, poisson,
+    stop_user, task, Task, TaskError, TaskResult, TaskSet, User, UserClass, WaitTime,
 };
 pub use hopper_http::{HttpClient, Response};
 /// The statistics engine (Locust-compatible entries, HDR percentiles, console tables).
@@ -53,7 +53,7 @@ pub mod prelude {
     pub use crate::request::measure;
     pub use crate::Hopper;
     pub use hopper_core::{
-        between, constant, constant_pacing, constant_throughput, fail, interrupt, poisson,
+        between, constant, constant_pacing, constant_throughput, fail, hook, interrupt, poisson,
         stop_user, task, Task, TaskError, TaskResult, TaskSet, User, UserClass, WaitTime,
     };
     pub use hopper_http::Response;
