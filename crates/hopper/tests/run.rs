@@ -343,3 +343,47 @@ fn loglevel_warning_hides_info_lines() {
         .assert_stderr_lacks("Run time limit set to")
         .assert_stderr_contains("Response time percentiles (approximated)");
 }
+
+#[test]
+fn sigterm_while_users_finish_their_tasks_ends_the_wait() {
+    // A target that accepts connections and never answers: every user stays in its request,
+    // so with -s 60 the stop would wait a minute for them. A SIGTERM during that wait must
+    // end it, print the summary and exit.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = format!("http://{}", listener.local_addr().unwrap());
+    let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let holder = held.clone();
+    std::thread::spawn(move || {
+        for sock in listener.incoming().flatten() {
+            holder.lock().unwrap().push(sock);
+        }
+    });
+    let dir = TempDir::new("sigterm-stop");
+    let mut cmd = command(&hopper_bin(), dir.path());
+    cmd.args([
+        "-H",
+        &host,
+        "--headless",
+        "-u",
+        "2",
+        "-r",
+        "2",
+        "-t",
+        "1s",
+        "-s",
+        "60",
+    ]);
+    let mut child = Running::spawn(cmd);
+    let stopping = child.wait_for_stderr(Duration::from_secs(30), |s| {
+        s.contains("--run-time limit reached, shutting down")
+    });
+    assert!(stopping, "{}", child.stderr_so_far());
+    child.signal("TERM");
+    let out = child.wait();
+    out.assert_stderr_contains("SIGTERM while stopping");
+    let summary = out.summary();
+    assert_eq!(Some(summary.logged_exit_code), out.code, "{}", out.dump());
+    // Far less than the 60 s stop timeout (a generous bound, not a timing measurement).
+    assert!(out.elapsed < Duration::from_secs(40), "{}", out.dump());
+    drop(held);
+}
