@@ -162,26 +162,7 @@ fn http_errors_are_counted_as_failures() {
         &["-H", &host, "--headless", "-u", "3", "-r", "3", "-t", "2s"],
     );
     let counters = target.finish();
-    let summary = assert_counts_match(&out, &counters, &[("*", "(unmatched)")], &[]);
-    let served_404 = counters
-        .snapshot()
-        .iter()
-        .filter(|(k, _)| k.route == "(unmatched)" && k.status == 404)
-        .map(|(_, n)| *n)
-        .sum::<u64>();
-    assert_eq!(counters.total(), served_404, "only 404s were served");
-    assert!(served_404 > 0, "{}", out.dump());
-    assert!(summary.aggregated.reqs > 0, "{}", out.dump());
-    // Each 404 is a failure, per name and in total.
-    assert_eq!(
-        summary.aggregated.fails,
-        summary.aggregated.reqs,
-        "{}",
-        out.dump()
-    );
-    for row in &summary.rows {
-        assert_eq!(row.fails, row.reqs, "{}", out.dump());
-    }
+    assert_all_failed_with_404(&out, &counters);
     out.assert_code(1)
         .assert_stderr_contains("Error report")
         .assert_stderr_contains("404 Client Error");

@@ -73,16 +73,7 @@ fn failures_exit_1_by_default() {
     let (out, counters) = quickstart("/missing", &["-u", "3", "-r", "3", "-t", "2s"]);
     out.assert_code(1)
         .assert_stderr_contains("Shutting down (exit code 1)");
-    let summary = assert_counts_match(&out, &counters, &[("*", "(unmatched)")], &[]);
-    assert!(summary.aggregated.fails > 0, "{}", out.dump());
-    // Every request answered 404, and each one is a failure.
-    assert_eq!(
-        summary.aggregated.fails,
-        summary.aggregated.reqs,
-        "{}",
-        out.dump()
-    );
-    assert!(counters.snapshot().keys().all(|k| k.status == 404));
+    assert_all_failed_with_404(&out, &counters);
 }
 
 #[test]
@@ -139,16 +130,7 @@ fn demo_users_with_failures_exit_1() {
     );
     let counters = target.finish();
     out.assert_code(1);
-    let summary = assert_counts_match(&out, &counters, &[("*", "(unmatched)")], &[]);
-    assert!(summary.aggregated.fails > 0, "{}", out.dump());
-    // Every request the target saw answered 404, and Hopper counted each as a failure.
-    assert_eq!(
-        summary.aggregated.fails,
-        summary.aggregated.reqs,
-        "{}",
-        out.dump()
-    );
-    assert!(counters.snapshot().keys().all(|k| k.status == 404));
+    assert_all_failed_with_404(&out, &counters);
 }
 
 #[test]

@@ -647,6 +647,39 @@ pub fn route_for<'a>(renames: &[(&'a str, &'a str)], name: &'a str) -> &'a str {
         .map_or(name, |(_, route)| route)
 }
 
+/// For a run pointed at a base path the target does not know: the counts match, the target
+/// served only 404s (at least one), and Hopper counted every request as a failure, per name
+/// and in total.
+pub fn assert_all_failed_with_404(out: &Output, counters: &Counters) -> Summary {
+    let summary = assert_counts_match(out, counters, &[("*", "(unmatched)")], &[]);
+    let snapshot = counters.snapshot();
+    assert!(
+        snapshot
+            .keys()
+            .all(|k| k.route == "(unmatched)" && k.status == 404),
+        "the target served something other than 404s: {snapshot:?}\n{}",
+        out.dump()
+    );
+    assert!(summary.aggregated.reqs > 0, "{}", out.dump());
+    assert_eq!(
+        summary.aggregated.fails,
+        summary.aggregated.reqs,
+        "{}",
+        out.dump()
+    );
+    for row in &summary.rows {
+        assert_eq!(
+            row.fails,
+            row.reqs,
+            "{} {}\n{}",
+            row.method,
+            row.name,
+            out.dump()
+        );
+    }
+    summary
+}
+
 /// Compares Hopper's summary with the target's counters, per (method, route) and in total:
 /// requests must match exactly, and failures must equal the responses with status >= 400.
 ///
