@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use hdrhistogram::Histogram;
 
@@ -162,6 +163,17 @@ pub struct StatsEntry {
     /// Per-second snapshots, oldest first, at most [`RESPONSE_TIMES_CACHE_SIZE`]; the order is
     /// insertion order, as Locust's `OrderedDict`.
     pub response_times_cache: VecDeque<(i64, CachedResponseTimes)>,
+    /// When this entry was created relative to every other ([`next_creation_order`]); a reset
+    /// keeps it. Locust's entries live in an insertion-ordered dict, and `--json` lists them in
+    /// that order, which the sorted map here cannot tell.
+    pub creation_order: u64,
+}
+
+/// A process-wide increasing number, so rows created later sort after rows created earlier
+/// (Python dicts keep insertion order; Hopper's maps are sorted by key instead).
+pub fn next_creation_order() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 impl fmt::Debug for StatsEntry {
@@ -239,6 +251,7 @@ impl StatsEntry {
             hdr: new_hdr(),
             use_response_times_cache,
             response_times_cache: VecDeque::new(),
+            creation_order: next_creation_order(),
         };
         e.reset(now);
         e
@@ -321,6 +334,35 @@ impl StatsEntry {
             }
         } else {
             self.num_failures as f64 / self.num_requests as f64
+        }
+    }
+
+    /// `max_response_time` as Python holds it: it starts as the int `0` and `max(0, rt)` keeps
+    /// the int until a positive time arrives, so an entry without timed requests writes `0`
+    /// where one with them writes `145.0`.
+    pub fn max_response_time_py(&self) -> PyNum {
+        if self.max_response_time == 0.0 {
+            PyNum::Int(0)
+        } else {
+            PyNum::Float(self.max_response_time)
+        }
+    }
+
+    /// `total_response_time` as Python holds it: the int `0` until the first timed request adds
+    /// a float.
+    pub fn total_response_time_py(&self) -> PyNum {
+        if self.num_timed_requests() == 0 {
+            PyNum::Int(0)
+        } else {
+            PyNum::Float(self.total_response_time)
+        }
+    }
+
+    /// Locust's `min_response_time or 0` (CSV files): the int `0` when unset (or zero).
+    pub fn min_response_time_or_zero(&self) -> PyNum {
+        match self.min_response_time {
+            Some(m) if m != 0.0 => PyNum::Float(m),
+            _ => PyNum::Int(0),
         }
     }
 

@@ -186,6 +186,9 @@ pub struct TaskException {
     pub traceback: String,
     /// Node ids that reported it (`"local"` standalone, worker client ids on a master).
     pub nodes: BTreeSet<String>,
+    /// When the row was created relative to other rows ([`crate::next_creation_order`]):
+    /// Locust lists exceptions in first-seen order, which the hash-keyed map here loses.
+    pub creation_order: u64,
 }
 
 /// The key of an exception row: a stable hash of its traceback (Locust uses Python's `hash()`,

@@ -7,8 +7,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::entry::StatsEntry;
+use crate::entry::{next_creation_order, StatsEntry};
 use crate::errors::{error_key, exception_key, StatsError, TaskException};
+use crate::history::HistoryPoint;
 
 /// Name of the total row.
 pub const AGGREGATED_NAME: &str = "Aggregated";
@@ -24,6 +25,8 @@ pub struct RequestStats {
     pub errors: BTreeMap<String, StatsError>,
     /// Task exceptions keyed by [`exception_key`] of the traceback.
     pub exceptions: BTreeMap<u64, TaskException>,
+    /// Chart points, oldest first (Locust's `stats.history`; see [`crate::history_point`]).
+    pub history: Vec<HistoryPoint>,
     /// Whether entries keep per-second snapshots for the "current" percentiles (Locust turns
     /// them off on workers, which only ship deltas). Applies to entries created afterwards and
     /// to the total at the next reset or clear.
@@ -50,6 +53,7 @@ impl RequestStats {
             total: StatsEntry::new(AGGREGATED_NAME, "", use_response_times_cache, now),
             errors: BTreeMap::new(),
             exceptions: BTreeMap::new(),
+            history: Vec::new(),
             use_response_times_cache,
         }
     }
@@ -104,6 +108,7 @@ impl RequestStats {
                 msg: msg.to_string(),
                 traceback: traceback.to_string(),
                 nodes: BTreeSet::new(),
+                creation_order: next_creation_order(),
             });
         row.count += 1;
         if !row.nodes.contains(node) {
@@ -111,9 +116,40 @@ impl RequestStats {
         }
     }
 
+    /// Entries in the order Locust's insertion-ordered dict holds them (the order of `--json`):
+    /// by creation time, then by creation ([`StatsEntry::creation_order`]), which after a reset
+    /// (all clocks equal) is the order they were first created in.
+    pub fn entries_in_creation_order(&self) -> Vec<&StatsEntry> {
+        let mut v: Vec<&StatsEntry> = self.entries.values().collect();
+        v.sort_by(|a, b| {
+            a.start_time
+                .total_cmp(&b.start_time)
+                .then(a.creation_order.cmp(&b.creation_order))
+        });
+        v
+    }
+
+    /// Failures in the order Locust's dict holds them (the web API's order): first occurrence
+    /// first, which is insertion order; rows without a first sighting last; ties by key.
+    pub fn errors_in_insertion_order(&self) -> Vec<&StatsError> {
+        let mut v: Vec<(&String, &StatsError)> = self.errors.iter().collect();
+        v.sort_by(|a, b| {
+            let first = |e: &StatsError| e.first_seen.unwrap_or(f64::INFINITY);
+            first(a.1).total_cmp(&first(b.1)).then(a.0.cmp(b.0))
+        });
+        v.into_iter().map(|(_, e)| e).collect()
+    }
+
+    /// Task exceptions in first-seen order, as Locust's `runner.exceptions` dict lists them.
+    pub fn exceptions_in_insertion_order(&self) -> Vec<&TaskException> {
+        let mut v: Vec<&TaskException> = self.exceptions.values().collect();
+        v.sort_by_key(|x| x.creation_order);
+        v
+    }
+
     /// Locust's `reset_all()`: every entry and the total zeroed in place (names stay listed),
-    /// failures cleared. Task exceptions stay, as in Locust (the web UI's reset clears them
-    /// separately).
+    /// failures and chart history cleared. Task exceptions stay, as in Locust (the web UI's
+    /// reset clears them separately).
     pub fn reset_all(&mut self, now: f64) {
         self.total.use_response_times_cache = self.use_response_times_cache;
         self.total.reset(now);
@@ -121,6 +157,7 @@ impl RequestStats {
             e.reset(now);
         }
         self.errors.clear();
+        self.history.clear();
     }
 
     /// Locust's `clear_all()` plus the runner's `exceptions = {}`: a new test starts from
@@ -130,6 +167,7 @@ impl RequestStats {
         self.entries.clear();
         self.errors.clear();
         self.exceptions.clear();
+        self.history.clear();
     }
 
     /// A worker's report (Locust's `on_report_to_master`): copies of the entries that saw
@@ -227,7 +265,11 @@ mod tests {
     fn reset_keeps_names_clear_drops_them() {
         let mut s = sample();
         s.log_exception("local", "boom", "  File \"x\", line 1\n");
+        let point = crate::history_point(&s, 3, 1004.0);
+        s.history.push(point.clone());
         s.reset_all(2000.0);
+        assert!(s.history.is_empty());
+        s.history.push(point);
         assert_eq!(s.entries.len(), 3);
         assert!(s
             .entries
@@ -237,7 +279,7 @@ mod tests {
         assert!(s.errors.is_empty());
         assert_eq!(s.exceptions.len(), 1);
         s.clear_all(3000.0);
-        assert!(s.entries.is_empty() && s.exceptions.is_empty());
+        assert!(s.entries.is_empty() && s.exceptions.is_empty() && s.history.is_empty());
         assert_eq!(s.total.start_time, 3000.0);
         assert_eq!(s.total.name, "Aggregated");
     }
