@@ -10,13 +10,16 @@ pub mod dispatch;
 pub mod health;
 pub mod panic_hook;
 pub mod runner;
+pub mod session;
 pub mod task;
+pub mod task_ratio;
 pub mod timespan;
 pub mod user;
 mod user_loop;
 pub mod wait;
 
-pub use runner::{LocalRunner, RunnerOptions, RunnerState};
+pub use runner::{LocalRunner, RunnerObserver, RunnerOptions, RunnerState};
+pub use session::{spawn_session, SessionHandle, SessionStatus, StopCause, SwarmRequest};
 pub use task::{fail, interrupt, stop_user, BoxFuture, Task, TaskError, TaskResult, TaskSet};
 pub use user::{AnyUserClass, User, UserClass};
 pub use wait::{between, constant, constant_pacing, constant_throughput, poisson, WaitTime};

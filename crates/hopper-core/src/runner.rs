@@ -60,6 +60,9 @@ impl fmt::Display for RunnerState {
     }
 }
 
+/// Called whenever the runner's state or user counts change (the session publishes them).
+pub type RunnerObserver = Box<dyn Fn(RunnerState, &BTreeMap<String, usize>) + Send + Sync>;
+
 struct RunningUser {
     control: ControlHandle,
     join: JoinHandle<()>,
@@ -76,6 +79,7 @@ pub struct LocalRunner {
     state: RunnerState,
     next_id: u64,
     host_override: Option<Arc<str>>,
+    observer: Option<RunnerObserver>,
 }
 
 impl LocalRunner {
@@ -96,7 +100,46 @@ impl LocalRunner {
             state: RunnerState::Ready,
             next_id: 0,
             host_override,
+            observer: None,
         }
+    }
+
+    /// Registers the function told about every state change and every change of the user
+    /// counts (once per dispatcher iteration while ramping).
+    pub fn set_observer(&mut self, observer: RunnerObserver) {
+        self.observer = Some(observer);
+    }
+
+    /// Replaces the host of users spawned from now on (the web form's host, Locust's
+    /// `environment.host`); `None` or an empty string lets each class use its own host.
+    pub fn set_host(&mut self, host: Option<&str>) {
+        self.host_override = host.filter(|h| !h.is_empty()).map(Arc::from);
+    }
+
+    /// The classes this runner was given (before tag filtering).
+    pub fn all_classes(&self) -> &[Arc<dyn AnyUserClass>] {
+        &self.all_classes
+    }
+
+    /// Tells the observer the current state and counts.
+    fn publish(&mut self) {
+        if self.observer.is_none() {
+            return;
+        }
+        let counts = self.user_classes_count();
+        if let Some(observer) = &self.observer {
+            observer(self.state, &counts);
+        }
+    }
+
+    fn set_state(&mut self, state: RunnerState) {
+        self.state = state;
+        self.publish();
+    }
+
+    /// Publishes the counts again after users may have stopped by themselves.
+    pub fn refresh(&mut self) {
+        self.publish();
     }
 
     /// The current state.
@@ -130,7 +173,7 @@ impl LocalRunner {
         if matches!(self.state, RunnerState::Ready | RunnerState::Stopped) {
             self.begin_test();
         }
-        self.state = RunnerState::Spawning;
+        self.set_state(RunnerState::Spawning);
         tracing::info!(
             target: "hopper.runners",
             "Ramping to {user_count} users at a rate of {spawn_rate:.2} per second"
@@ -158,6 +201,7 @@ impl LocalRunner {
         {
             if let Some(counts) = distribution.get(LOCAL) {
                 self.apply(counts);
+                self.publish();
             }
             // The dispatcher knows Locust's cadence: the interval minus the time this
             // iteration took, and no sleep after the last one.
@@ -180,7 +224,7 @@ impl LocalRunner {
             "All users spawned: {{{}}} ({total} total users)",
             listed.join(", ")
         );
-        self.state = RunnerState::Running;
+        self.set_state(RunnerState::Running);
         if self.options.reset_stats {
             tracing::info!(target: "hopper.runners", "Resetting stats");
             hopper_stats::global().reset_all();
@@ -192,7 +236,7 @@ impl LocalRunner {
         if matches!(self.state, RunnerState::Ready | RunnerState::Stopped) {
             return;
         }
-        self.state = RunnerState::Cleanup;
+        self.set_state(RunnerState::Cleanup);
         self.dispatcher = None;
         let users: Vec<RunningUser> = std::mem::take(&mut self.users)
             .into_values()
@@ -214,7 +258,7 @@ impl LocalRunner {
                 self.options.stop_timeout.as_secs()
             );
         }
-        self.state = RunnerState::Stopped;
+        self.set_state(RunnerState::Stopped);
     }
 
     fn begin_test(&mut self) {

@@ -6,8 +6,8 @@
 //! over its set's total, nested sets included. "Per class" ratios are relative to the
 //! parent; "total" ratios multiply down the tree.
 
-use hopper_core::task::TaskRatio;
-use hopper_core::AnyUserClass;
+use crate::task::TaskRatio;
+use crate::user::AnyUserClass;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
 
@@ -39,9 +39,20 @@ fn distribution(classes: &[Arc<dyn AnyUserClass>], num_users: Option<u32>) -> Ve
         .collect()
 }
 
-/// Locust's ratio dictionary: `{class: {"ratio", "tasks": {task: {"ratio", "tasks"?}}}}`.
+/// Locust's ratio dictionary: `{class: {"ratio", "tasks": {task: {"ratio", "tasks"?}}}}`,
+/// with class shares from the distribution `-u` would give.
 pub fn ratio_json(classes: &[Arc<dyn AnyUserClass>], num_users: Option<u32>, total: bool) -> Value {
-    let counts = distribution(classes, num_users);
+    ratio_json_for_counts(classes, &distribution(classes, num_users), total)
+}
+
+/// The ratio dictionary for users actually running (`counts[i]` users of `classes[i]`), as
+/// the web UI's `/tasks` shows it. With no users running every class ratio is 0.
+pub fn ratio_json_for_counts(
+    classes: &[Arc<dyn AnyUserClass>],
+    counts: &[f64],
+    total: bool,
+) -> Value {
+    let counts = counts.to_vec();
     let sum: f64 = counts.iter().sum();
     let sum = if sum == 0.0 { 1.0 } else { sum };
     let mut out = Map::new();
@@ -116,7 +127,7 @@ pub fn ratio_json_text(classes: &[Arc<dyn AnyUserClass>], num_users: Option<u32>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hopper_core::{task, TaskResult, TaskSet, User, UserClass};
+    use crate::{task, TaskResult, TaskSet, User, UserClass};
 
     async fn t(_u: &mut User<()>) -> TaskResult {
         Ok(())
@@ -136,7 +147,7 @@ mod tests {
             Arc::new(UserClass::new("B", || ()).weight(1.0).task(task!(t))),
         ]
     }
-    use hopper_core::Task;
+    use crate::Task;
 
     #[test]
     fn per_class_and_total_ratios() {

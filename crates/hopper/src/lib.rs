@@ -33,7 +33,8 @@ pub mod demo_target;
 mod logging;
 pub mod request;
 mod run;
-pub mod task_ratio;
+mod stats_loop;
+pub use hopper_core::task_ratio;
 
 use clap::{CommandFactory, FromArgMatches};
 use hopper_core::AnyUserClass;
@@ -157,13 +158,8 @@ impl Hopper {
         }
         let unavailable = cli.unavailable();
         if !unavailable.is_empty() {
-            let advice = if cli.headless {
-                "remove these options to run headless"
-            } else {
-                "run with --headless (and without these options)"
-            };
             eprintln!(
-                "hopper: not available in this version yet: {}.\nHopper {} runs headless tests from the command line; {advice}.",
+                "hopper: not available in this version yet: {}.\nHopper {} runs tests in one process, headless or with the web UI; remove these options.",
                 unavailable.join(", "),
                 env!("CARGO_PKG_VERSION")
             );
@@ -185,6 +181,6 @@ impl Hopper {
             println!("{}", task_ratio::ratio_json_text(&classes, cli.users));
             return 0;
         }
-        run::headless(&cli, classes)
+        run::run(&cli, classes)
     }
 }

@@ -1,0 +1,320 @@
+//! A test session: one [`LocalRunner`] driven by commands from anywhere (the headless
+//! driver, the web UI's `/swarm` and `/stop`, `--autostart`), with its status published for
+//! every reader.
+//!
+//! The runner needs `&mut` access for a whole ramp, so it lives in one task (the actor) and
+//! everyone else talks to it through a [`SessionHandle`]. A new command interrupts a ramp in
+//! progress: the users started so far keep running and the next ramp starts from them, which
+//! is how Locust's `/swarm` edits a running test. The run-time limit is a deadline inside the
+//! actor, so it is cancelled by every `/swarm` and `/stop` as in Locust.
+
+use crate::runner::{LocalRunner, RunnerState};
+use crate::task_ratio;
+use crate::user::AnyUserClass;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// What `/swarm` (or the command line) asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SwarmRequest {
+    /// Target number of users.
+    pub user_count: u32,
+    /// Users started (or stopped) per second.
+    pub spawn_rate: f64,
+    /// `Some(host)` replaces the host of users spawned from now on (empty: class hosts).
+    pub host: Option<String>,
+    /// Stop the test after this long.
+    pub run_time: Option<Duration>,
+}
+
+/// Why the last test stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopCause {
+    /// A stop was asked for (`/stop`, Ctrl-C, quitting).
+    Requested,
+    /// The run-time limit was reached.
+    RunTime,
+}
+
+/// Everything readers want to know about the session, published on every change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionStatus {
+    /// Locust's runner state.
+    pub state: RunnerState,
+    /// Users running now.
+    pub user_count: u64,
+    /// Users running now, per class (every class listed).
+    pub class_counts: BTreeMap<String, u64>,
+    /// The host given by `-H` or the last `/swarm` (`None`: class hosts).
+    pub host: Option<String>,
+    /// The last requested target and rate.
+    pub target_users: Option<u32>,
+    pub spawn_rate: Option<f64>,
+    /// The run-time limit of the current test, seconds.
+    pub run_time: Option<u64>,
+    /// When the current (or last) test started and stopped, epoch seconds.
+    pub start_time: Option<f64>,
+    pub end_time: Option<f64>,
+    /// Why the last test stopped (`None` while one runs or before the first).
+    pub stop_cause: Option<StopCause>,
+    /// Incremented each time a new test starts (readers notice restarts).
+    pub test_number: u64,
+    /// True once the session has quit; no command is accepted after that.
+    pub quit: bool,
+}
+
+enum Command {
+    Swarm(SwarmRequest, oneshot::Sender<()>),
+    Stop(oneshot::Sender<()>),
+    Quit(oneshot::Sender<()>),
+}
+
+/// A cheap, clonable way to drive and watch the session.
+#[derive(Clone)]
+pub struct SessionHandle {
+    tx: mpsc::Sender<Command>,
+    status: watch::Receiver<SessionStatus>,
+    classes: Arc<Vec<Arc<dyn AnyUserClass>>>,
+}
+
+impl SessionHandle {
+    /// Starts a test, or changes the target of the running one. Returns once the command
+    /// has been taken (the ramp goes on in the background).
+    pub async fn swarm(&self, request: SwarmRequest) {
+        self.ask(|reply| Command::Swarm(request, reply)).await;
+    }
+
+    /// Stops the test and waits until every user has ended (honouring `--stop-timeout`).
+    pub async fn stop(&self) {
+        self.ask(Command::Stop).await;
+    }
+
+    /// Stops the test and ends the session.
+    pub async fn quit(&self) {
+        self.ask(Command::Quit).await;
+    }
+
+    async fn ask(&self, command: impl FnOnce(oneshot::Sender<()>) -> Command) {
+        let (reply, done) = oneshot::channel();
+        if self.tx.send(command(reply)).await.is_ok() {
+            let _ = done.await;
+        }
+    }
+
+    /// The status now.
+    pub fn status(&self) -> SessionStatus {
+        self.status.borrow().clone()
+    }
+
+    /// A receiver that sees every status change.
+    pub fn subscribe(&self) -> watch::Receiver<SessionStatus> {
+        self.status.clone()
+    }
+
+    /// The user classes of this session.
+    pub fn classes(&self) -> &[Arc<dyn AnyUserClass>] {
+        &self.classes
+    }
+
+    /// `/tasks`: Locust's ratio JSON for the users running now (the last test's final
+    /// counts once it has stopped).
+    pub fn tasks_json(&self) -> serde_json::Value {
+        let counts = self.status.borrow().class_counts.clone();
+        let counts: Vec<f64> = self
+            .classes
+            .iter()
+            .map(|c| counts.get(c.name()).copied().unwrap_or(0) as f64)
+            .collect();
+        serde_json::json!({
+            "per_class": task_ratio::ratio_json_for_counts(&self.classes, &counts, false),
+            "total": task_ratio::ratio_json_for_counts(&self.classes, &counts, true),
+        })
+    }
+}
+
+/// Starts the session actor on the current tokio runtime. `host` is `-H` (already checked).
+pub fn spawn_session(
+    mut runner: LocalRunner,
+    host: Option<String>,
+) -> (SessionHandle, JoinHandle<()>) {
+    let classes = Arc::new(runner.all_classes().to_vec());
+    let initial = SessionStatus {
+        state: RunnerState::Ready,
+        user_count: 0,
+        class_counts: classes.iter().map(|c| (c.name().to_string(), 0)).collect(),
+        host: host.filter(|h| !h.is_empty()),
+        target_users: None,
+        spawn_rate: None,
+        run_time: None,
+        start_time: None,
+        end_time: None,
+        stop_cause: None,
+        test_number: 0,
+        quit: false,
+    };
+    let (status_tx, status_rx) = watch::channel(initial);
+    let status_tx = Arc::new(status_tx);
+    let observed = status_tx.clone();
+    runner.set_observer(Box::new(move |state, counts| {
+        observed.send_if_modified(|s| {
+            let class_counts: BTreeMap<String, u64> =
+                counts.iter().map(|(k, v)| (k.clone(), *v as u64)).collect();
+            let user_count = class_counts.values().sum();
+            let changed =
+                s.state != state || s.class_counts != class_counts || s.user_count != user_count;
+            s.state = state;
+            s.class_counts = class_counts;
+            s.user_count = user_count;
+            changed
+        });
+    }));
+    let (tx, rx) = mpsc::channel(16);
+    let actor = Actor {
+        runner,
+        rx,
+        status: status_tx,
+        ramp: None,
+        deadline: None,
+    };
+    let join = tokio::spawn(actor.run());
+    (
+        SessionHandle {
+            tx,
+            status: status_rx,
+            classes,
+        },
+        join,
+    )
+}
+
+struct Actor {
+    runner: LocalRunner,
+    rx: mpsc::Receiver<Command>,
+    status: Arc<watch::Sender<SessionStatus>>,
+    /// The ramp still to finish: target users and rate.
+    ramp: Option<(u32, f64)>,
+    /// When the run-time limit stops the test.
+    deadline: Option<Instant>,
+}
+
+/// What woke the actor up.
+enum Wake {
+    Command(Option<Command>),
+    RampDone,
+    Deadline,
+    Refresh,
+}
+
+/// How often counts are refreshed while no ramp runs (users may stop by themselves).
+const REFRESH_INTERVAL: Duration = Duration::from_secs(1);
+
+impl Actor {
+    async fn run(mut self) {
+        loop {
+            let wake = self.next_wake().await;
+            match wake {
+                Wake::Command(None) => {
+                    self.stop(StopCause::Requested).await;
+                    break;
+                }
+                Wake::Command(Some(Command::Swarm(request, reply))) => {
+                    self.swarm(request);
+                    let _ = reply.send(());
+                }
+                Wake::Command(Some(Command::Stop(reply))) => {
+                    self.stop(StopCause::Requested).await;
+                    let _ = reply.send(());
+                }
+                Wake::Command(Some(Command::Quit(reply))) => {
+                    self.stop(StopCause::Requested).await;
+                    self.status.send_modify(|s| s.quit = true);
+                    let _ = reply.send(());
+                    break;
+                }
+                Wake::RampDone => self.ramp = None,
+                Wake::Deadline => {
+                    tracing::info!(target: "hopper.runners", "Run time limit reached, stopping the test");
+                    self.stop(StopCause::RunTime).await;
+                }
+                Wake::Refresh => self.runner.refresh(),
+            }
+        }
+    }
+
+    /// Waits for a command, the end of the ramp, the deadline or a refresh tick. The ramp
+    /// future is dropped when something else wakes us; the users it started keep running.
+    async fn next_wake(&mut self) -> Wake {
+        let deadline = self.deadline;
+        let until_deadline = async move {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        match self.ramp {
+            Some((users, rate)) => {
+                tokio::select! {
+                    c = self.rx.recv() => Wake::Command(c),
+                    _ = self.runner.start(users, rate) => Wake::RampDone,
+                    _ = until_deadline => Wake::Deadline,
+                }
+            }
+            None => {
+                tokio::select! {
+                    c = self.rx.recv() => Wake::Command(c),
+                    _ = until_deadline => Wake::Deadline,
+                    _ = tokio::time::sleep(REFRESH_INTERVAL) => Wake::Refresh,
+                }
+            }
+        }
+    }
+
+    fn swarm(&mut self, request: SwarmRequest) {
+        let new_test = matches!(
+            self.runner.state(),
+            RunnerState::Ready | RunnerState::Stopped
+        );
+        if let Some(host) = &request.host {
+            self.runner.set_host(Some(host));
+        }
+        self.ramp = Some((request.user_count, request.spawn_rate));
+        // Every /swarm cancels the previous run-time timer, as in Locust.
+        self.deadline = request.run_time.map(|t| Instant::now() + t);
+        let now = hopper_stats::now_epoch();
+        self.status.send_modify(|s| {
+            if let Some(host) = &request.host {
+                s.host = Some(host.clone()).filter(|h| !h.is_empty());
+            }
+            s.target_users = Some(request.user_count);
+            s.spawn_rate = Some(request.spawn_rate);
+            s.run_time = request.run_time.map(|t| t.as_secs());
+            if new_test {
+                s.start_time = Some(now);
+                s.end_time = None;
+                s.stop_cause = None;
+                s.test_number += 1;
+            }
+        });
+    }
+
+    async fn stop(&mut self, cause: StopCause) {
+        self.ramp = None;
+        self.deadline = None;
+        let was_running = !matches!(
+            self.runner.state(),
+            RunnerState::Ready | RunnerState::Stopped
+        );
+        self.runner.stop().await;
+        if was_running {
+            let now = hopper_stats::now_epoch();
+            self.status.send_modify(|s| {
+                s.end_time = Some(now);
+                s.stop_cause = Some(cause);
+            });
+        }
+    }
+}
