@@ -86,9 +86,17 @@ pub struct Cli {
         help_heading = "Web UI options"
     )]
     pub autoquit: Option<i64>,
-    /// Protect the web interface with a login page.
+    /// Protect the web interface with a login page (needs --web-auth).
     #[arg(long = "web-login", help_heading = "Web UI options")]
     pub web_login: bool,
+    /// Username and password for the web interface and API, USER:PASS or @FILE holding
+    /// USER:PASS on its first line; turns on --web-login. Scripts send them as HTTP Basic auth.
+    #[arg(
+        long = "web-auth",
+        value_name = "USER:PASS",
+        help_heading = "Web UI options"
+    )]
+    pub web_auth: Option<String>,
     /// TLS certificate for HTTPS on the web interface.
     #[arg(
         long = "tls-cert",
@@ -303,35 +311,11 @@ fn parse_loglevel(s: &str) -> Result<String, String> {
 impl Cli {
     /// Options that belong to features this build does not have yet, with a plain reason.
     pub fn unavailable(&self) -> Vec<&'static str> {
-        let mut out = Vec::new();
-        let web = !self.headless
-            && !self.worker
-            && !self.list
-            && !self.show_task_ratio
-            && !self.show_task_ratio_json;
-        if web || self.headful {
-            out.push("the web UI (run with --headless)");
-        }
-        let pairs: [(bool, &'static str); 16] = [
-            (self.csv.is_some(), "--csv"),
-            (self.html.is_some(), "--html"),
-            (self.json, "--json"),
-            (self.json_file.is_some(), "--json-file"),
+        let pairs: [(bool, &'static str); 7] = [
             (self.master, "--master"),
             (self.worker, "--worker"),
             (self.processes.is_some(), "--processes"),
-            (self.autostart, "--autostart"),
-            (self.autoquit.is_some(), "--autoquit"),
-            (self.web_login, "--web-login"),
-            (
-                self.tls_cert.is_some() || self.tls_key.is_some(),
-                "--tls-cert/--tls-key",
-            ),
             (self.class_picker, "--class-picker"),
-            (
-                self.print_stats && !self.headless,
-                "--print-stats with the web UI",
-            ),
             (self.config_users.is_some(), "--config-users"),
             (self.equal_weights, "--equal-weights"),
             (
@@ -339,6 +323,7 @@ impl Cli {
                 "--expect-workers",
             ),
         ];
+        let mut out = Vec::new();
         out.extend(pairs.iter().filter(|(on, _)| *on).map(|(_, name)| *name));
         out
     }

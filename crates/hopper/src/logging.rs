@@ -2,10 +2,13 @@
 //!
 //! Tools that scrape Locust's log (CI annotations, log shippers) keep working. Messages go
 //! to stderr, or to `--logfile` when given; `--skip-log-setup` leaves logging to the program.
+//! Every line is also kept in [`recent`] for the web UI's Logs tab (`GET /logs`).
 
+use hopper_web::LogBuffer;
 use std::fmt;
 use std::fs::OpenOptions;
-use std::sync::{Arc, Mutex};
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
@@ -60,6 +63,12 @@ fn short_hostname() -> String {
         .to_string()
 }
 
+/// The last log lines of this process, as the web UI shows them.
+pub fn recent() -> Arc<LogBuffer> {
+    static RECENT: OnceLock<Arc<LogBuffer>> = OnceLock::new();
+    RECENT.get_or_init(|| Arc::new(LogBuffer::new())).clone()
+}
+
 /// Installs the log subscriber. `level` is Locust's level name (already validated).
 pub fn init(level: &str, logfile: Option<&str>) -> Result<(), String> {
     let max = match level {
@@ -89,11 +98,23 @@ pub fn init(level: &str, logfile: Option<&str>) -> Result<(), String> {
                 .open(path)
                 .map_err(|e| format!("cannot open --logfile {path}: {e}"))?;
             let file = Arc::new(Mutex::new(file));
+            let recent = recent();
             builder
-                .with_writer(move || SharedFile(file.clone()))
+                .with_writer(move || Tee {
+                    out: SharedFile(file.clone()),
+                    recent: recent.clone(),
+                })
                 .try_init()
         }
-        None => builder.with_writer(std::io::stderr).try_init(),
+        None => {
+            let recent = recent();
+            builder
+                .with_writer(move || Tee {
+                    out: std::io::stderr(),
+                    recent: recent.clone(),
+                })
+                .try_init()
+        }
     };
     // A program that set up its own subscriber keeps it.
     let _ = result;
@@ -115,5 +136,22 @@ impl std::io::Write for SharedFile {
             Ok(mut f) => f.flush(),
             Err(p) => p.into_inner().flush(),
         }
+    }
+}
+
+/// Writes each formatted line to its destination and keeps a copy for the web UI.
+struct Tee<W: Write> {
+    out: W,
+    recent: Arc<LogBuffer>,
+}
+
+impl<W: Write> Write for Tee<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.out.write(buf)?;
+        self.recent.push(&String::from_utf8_lossy(&buf[..n]));
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
     }
 }

@@ -1,11 +1,16 @@
-//! A headless run, start to finish, as Locust's `main()` does it: choose the classes, ramp
-//! the users, print the table every 2 s, stop on `--run-time`, Ctrl-C or SIGTERM, print the
-//! summary and return Locust's exit code.
+//! A run, start to finish, as Locust's `main()` does it: choose the classes, start the web UI
+//! (unless `--headless`), ramp the users (headless or `--autostart`), print the table every
+//! 2 s, stop on `--run-time`, Ctrl-C or SIGTERM, write the CSV, HTML and JSON outputs, print
+//! the summary and return Locust's exit code.
 
 use crate::cli::Cli;
 use crate::demo_target::DemoTarget;
-use hopper_core::{AnyUserClass, LocalRunner, RunnerOptions};
+use crate::stats_loop::StatsLoop;
+use hopper_core::{
+    spawn_session, AnyUserClass, LocalRunner, RunnerOptions, SessionHandle, StopCause, SwarmRequest,
+};
 use hopper_stats::console;
+use hopper_stats::csv_out::CsvWriter;
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::sync::Arc;
@@ -91,8 +96,8 @@ fn name_width() -> usize {
     80
 }
 
-/// Runs a headless test and returns the process exit code.
-pub fn headless(cli: &Cli, classes: Vec<Arc<dyn AnyUserClass>>) -> i32 {
+/// Runs a test, headless or with the web UI, and returns the process exit code.
+pub fn run(cli: &Cli, classes: Vec<Arc<dyn AnyUserClass>>) -> i32 {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         // Each worker thread flushes its statistics shard when it goes idle, so the merged
@@ -112,7 +117,63 @@ pub fn headless(cli: &Cli, classes: Vec<Arc<dyn AnyUserClass>>) -> i32 {
     code
 }
 
+/// Option combinations Locust refuses, checked before anything starts.
+fn check_options(cli: &Cli) -> Result<(), SetupError> {
+    if cli.autoquit.is_some_and(|q| q != -1) && !cli.autostart {
+        return Err(SetupError::new(
+            "--autoquit is only meaningful in combination with --autostart",
+        ));
+    }
+    if cli.tls_cert.is_some() != cli.tls_key.is_some() {
+        return Err(SetupError::new(
+            "--tls-cert and --tls-key must be given together",
+        ));
+    }
+    if cli.web_login && cli.web_auth.is_none() && !cli.headless {
+        return Err(SetupError::new(
+            "--web-login needs credentials: add --web-auth USER:PASS (or --web-auth @FILE)",
+        ));
+    }
+    Ok(())
+}
+
+/// What the web server needs, from the command line.
+fn web_options(cli: &Cli) -> Result<hopper_web::WebOptions, SetupError> {
+    let auth = match &cli.web_auth {
+        Some(spec) => Some(hopper_web::Credentials::parse(spec).map_err(SetupError::new)?),
+        None => None,
+    };
+    Ok(hopper_web::WebOptions {
+        host: cli.web_host.clone().unwrap_or_default(),
+        port: cli.web_port.unwrap_or(8089),
+        base_path: cli.web_base_path.clone().unwrap_or_default(),
+        tls: cli
+            .tls_cert
+            .as_ref()
+            .zip(cli.tls_key.as_ref())
+            .map(|(c, k)| (c.into(), k.into())),
+        auth,
+    })
+}
+
+/// The program's name as the UI and report show it in Locust's "locustfile" place.
+fn program_name(cli: &Cli) -> String {
+    if let Some(f) = &cli.locustfile {
+        return f.clone();
+    }
+    std::env::args_os()
+        .next()
+        .map(std::path::PathBuf::from)
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "hopper".into())
+}
+
 async fn run_test(cli: &Cli, classes: Vec<Arc<dyn AnyUserClass>>) -> i32 {
+    if let Err(e) = check_options(cli) {
+        eprintln!("hopper: {}", e.message);
+        return e.code;
+    }
+    let headless = cli.headless && !cli.headful;
     let mut host = cli.host.clone().filter(|h| !h.is_empty());
     let demo = if cli.demo {
         match DemoTarget::start(([127, 0, 0, 1], 0).into()).await {
@@ -148,7 +209,7 @@ async fn run_test(cli: &Cli, classes: Vec<Arc<dyn AnyUserClass>>) -> i32 {
             return 1;
         }
     }
-    if host.is_none() {
+    if host.is_none() && headless {
         for c in classes.iter().filter(|c| c.host().is_none()) {
             tracing::warn!(
                 target: "hopper.main",
@@ -157,11 +218,32 @@ async fn run_test(cli: &Cli, classes: Vec<Arc<dyn AnyUserClass>>) -> i32 {
             );
         }
     }
+    let csv = match &cli.csv {
+        Some(prefix) => match CsvWriter::create(prefix, cli.csv_full_history) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                eprintln!("hopper: {e}");
+                return 1;
+            }
+        },
+        None => None,
+    };
+    let info = hopper_web::RunInfo {
+        locustfile: program_name(cli),
+        num_users: cli.users,
+        spawn_rate: cli.spawn_rate,
+        run_time: cli.run_time.filter(|t| *t > 0),
+        profile: cli.profile.clone(),
+        full_history_csv: csv
+            .as_ref()
+            .filter(|_| cli.csv_full_history)
+            .map(|w| w.history_file_path().to_path_buf()),
+    };
     tracing::info!(target: "hopper.main", "Starting Hopper {}", env!("CARGO_PKG_VERSION"));
-    let mut runner = LocalRunner::new(
+    let runner = LocalRunner::new(
         classes,
         RunnerOptions {
-            host,
+            host: host.clone(),
             stop_timeout: Duration::from_secs(cli.stop_timeout),
             tags: cli.tags.as_ref().map(|t| t.iter().cloned().collect()),
             exclude_tags: cli
@@ -171,31 +253,69 @@ async fn run_test(cli: &Cli, classes: Vec<Arc<dyn AnyUserClass>>) -> i32 {
             reset_stats: cli.reset_stats,
         },
     );
-    let printer = (!cli.only_summary).then(|| tokio::spawn(print_stats_forever()));
-    let users = cli.users.unwrap_or(1);
-    let rate = cli.spawn_rate.unwrap_or(1.0);
+    let (session, session_task) = spawn_session(runner, host);
+    let live = Arc::new(hopper_web::LiveFigures::default());
+    let stats_loop = StatsLoop::start(session.subscribe(), live.clone(), csv);
+    let web = if headless {
+        None
+    } else {
+        let options = match web_options(cli) {
+            Ok(o) => o,
+            Err(e) => {
+                eprintln!("hopper: {}", e.message);
+                return e.code;
+            }
+        };
+        match hopper_web::start(
+            options,
+            session.clone(),
+            live.clone(),
+            crate::logging::recent(),
+            info.clone(),
+        )
+        .await
+        {
+            Ok(server) => {
+                tracing::info!(target: "hopper.main", "Starting web interface at {}", server.url);
+                Some(server)
+            }
+            Err(e) => {
+                tracing::error!(target: "hopper.main", "{e}");
+                eprintln!("hopper: {e}");
+                return 1;
+            }
+        }
+    };
+    let print_stats = !cli.only_summary && (cli.print_stats || headless);
+    let printer = print_stats.then(|| tokio::spawn(print_stats_forever()));
+    let autostart = headless || cli.autostart;
     // Locust reads `-t 0` as "no limit" (its check is `if options.run_time:`).
     let run_time = cli.run_time.filter(|t| *t > 0);
-    match run_time {
-        Some(t) => tracing::info!(target: "hopper.main", "Run time limit set to {t} seconds"),
-        None => {
-            tracing::info!(target: "hopper.main", "No run time limit set, use CTRL+C to interrupt")
+    if autostart {
+        session
+            .swarm(SwarmRequest {
+                user_count: cli.users.unwrap_or(1),
+                spawn_rate: cli.spawn_rate.unwrap_or(1.0),
+                host: None,
+                run_time: run_time.map(Duration::from_secs),
+            })
+            .await;
+        match run_time {
+            Some(t) => tracing::info!(target: "hopper.main", "Run time limit set to {t} seconds"),
+            None => {
+                tracing::info!(target: "hopper.main", "No run time limit set, use CTRL+C to interrupt")
+            }
         }
     }
-    let run_time = run_time.map(Duration::from_secs);
     let mut terminate = sigterm_stream();
     let reason = tokio::select! {
-        _ = async {
-            runner.start(users, rate).await;
-            std::future::pending::<()>().await
-        } => unreachable!("the run future never completes"),
-        _ = sleep_or_forever(run_time) => "--run-time limit reached",
+        r = run_time_ended(&session, autostart && run_time.is_some(), headless, cli.autoquit) => r,
         _ = tokio::signal::ctrl_c() => "Received Ctrl-C",
         _ = next_sigterm(&mut terminate) => "Got SIGTERM signal",
     };
     tracing::info!(target: "hopper.main", "{reason}, shutting down");
     tokio::select! {
-        _ = runner.stop() => {}
+        _ = session.quit() => {}
         _ = tokio::signal::ctrl_c() => {
             tracing::warn!(target: "hopper.main", "Ctrl-C while stopping: not waiting for users to finish");
         }
@@ -208,13 +328,87 @@ async fn run_test(cli: &Cli, classes: Vec<Arc<dyn AnyUserClass>>) -> i32 {
         p.abort();
         let _ = p.await;
     }
+    let _ = tokio::task::spawn_blocking(move || stats_loop.finish()).await;
+    if let Some(pattern) = &cli.html {
+        write_html_report(cli, pattern, &session, &info, live.precise_current());
+    }
+    if let Some(server) = web {
+        server.shutdown();
+    }
     if let Some(t) = demo {
         t.shutdown().await;
     }
+    session_task.abort();
     finish(cli).await
 }
 
-/// Collects the final numbers, prints the summary and decides the exit code.
+/// Resolves when the test should end by itself: headless, when the run time is over;
+/// with `--autostart --autoquit N`, N seconds after it. Otherwise never (Ctrl-C ends it).
+async fn run_time_ended(
+    session: &SessionHandle,
+    timed: bool,
+    headless: bool,
+    autoquit: Option<i64>,
+) -> &'static str {
+    let autoquit = autoquit.filter(|q| *q >= 0);
+    if !timed || (!headless && autoquit.is_none()) {
+        if timed {
+            wait_for_run_time(session).await;
+            tracing::info!(target: "hopper.main", "--autoquit not specified, leaving web ui running indefinitely");
+        }
+        return std::future::pending().await;
+    }
+    wait_for_run_time(session).await;
+    if headless {
+        return "--run-time limit reached";
+    }
+    let secs = autoquit.unwrap_or(0) as u64;
+    tracing::debug!(target: "hopper.main", "Autoquit time limit set to {secs} seconds");
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    "--autoquit time reached"
+}
+
+/// Waits until the session reports a stop caused by the run-time limit.
+async fn wait_for_run_time(session: &SessionHandle) {
+    let mut status = session.subscribe();
+    let _ = status
+        .wait_for(|s| s.stop_cause == Some(StopCause::RunTime))
+        .await;
+}
+
+/// `--html FILE`: the report, with Locust's `{u}`, `{r}` and `{t}` placeholders filled.
+fn write_html_report(
+    cli: &Cli,
+    pattern: &str,
+    session: &SessionHandle,
+    info: &hopper_web::RunInfo,
+    precise: Option<(f64, f64)>,
+) {
+    let path = hopper_stats::report_data::report_filename(
+        pattern,
+        u64::from(cli.users.unwrap_or(1)),
+        cli.spawn_rate.unwrap_or(1.0),
+        cli.run_time.filter(|t| *t > 0).map(|t| t as f64),
+    );
+    let html = hopper_web::report_html(session, info, false, None, precise);
+    let path = std::path::Path::new(&path);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            tracing::error!(target: "hopper.main", "cannot create the directory of --html {}: {e}", path.display());
+            return;
+        }
+    }
+    match std::fs::write(path, html) {
+        Ok(()) => {
+            tracing::debug!(target: "hopper.main", "Wrote the HTML report to {}", path.display())
+        }
+        Err(e) => {
+            tracing::error!(target: "hopper.main", "cannot write --html {}: {e}", path.display())
+        }
+    }
+}
+
+/// Collects the final numbers, prints the summary (and `--json`) and decides the exit code.
 async fn finish(cli: &Cli) -> i32 {
     let width = name_width();
     let complete =
@@ -234,6 +428,27 @@ async fn finish(cli: &Cli) -> i32 {
         0
     };
     tracing::info!(target: "hopper.main", "Shutting down (exit code {code})");
+    if cli.json {
+        let json = hopper_stats::web_json::serialized_entries_json(&stats);
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{json}");
+        let _ = out.flush();
+    }
+    if let Some(file) = &cli.json_file {
+        let path = format!("{file}.json");
+        let json = hopper_stats::web_json::serialized_entries_json(&stats);
+        let dir = std::path::Path::new(&path)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty());
+        let written = dir
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(&path, json));
+        if let Err(e) = written {
+            tracing::error!(target: "hopper.main", "cannot write --json-file {path}: {e}");
+        }
+        // As in Locust, --json-file replaces the console summary.
+        return code;
+    }
     // Each table ends with Locust's blank line already.
     let mut out = String::new();
     out.push_str(&console::stats_table(&stats, false, width));
@@ -264,13 +479,6 @@ async fn print_stats_forever() {
         let mut err = std::io::stderr().lock();
         let _ = write!(err, "{table}");
         let _ = err.flush();
-    }
-}
-
-async fn sleep_or_forever(d: Option<Duration>) {
-    match d {
-        Some(d) => tokio::time::sleep(d).await,
-        None => std::future::pending().await,
     }
 }
 

@@ -122,10 +122,13 @@ fn unknown_user_class_of_an_example_exits_1() {
 #[test]
 fn option_not_available_yet_exits_1() {
     let dir = TempDir::new("cli");
-    let out = hopper_in(dir.path(), &["--headless", "--csv", "out", "-t", "1s"]);
+    let out = hopper_in(
+        dir.path(),
+        &["--headless", "--master", "--csv", "out", "-t", "1s"],
+    );
     out.assert_code(1)
         .assert_stderr_contains("not available")
-        .assert_stderr_contains("--csv");
+        .assert_stderr_contains("--master");
     assert!(
         !dir.path().join("out_stats.csv").exists(),
         "no CSV file may be written"
@@ -134,14 +137,26 @@ fn option_not_available_yet_exits_1() {
 }
 
 #[test]
-fn web_ui_is_not_available_yet() {
-    // Without --headless Locust would start its web UI: Hopper says plainly it cannot.
+fn autoquit_without_autostart_exits_1_as_in_locust() {
     let dir = TempDir::new("cli");
-    let out = hopper_in(dir.path(), &["-u", "1", "-t", "1s"]);
+    let out = hopper_in(dir.path(), &["--autoquit", "3", "--web-port", "0"]);
     out.assert_code(1)
-        .assert_stderr_contains("web UI")
-        .assert_stderr_contains("--headless");
-    assert!(out.summary_absent(), "{}", out.dump());
+        .assert_stderr_contains("--autoquit is only meaningful in combination with --autostart");
+}
+
+#[test]
+fn tls_cert_without_key_exits_1() {
+    let dir = TempDir::new("cli");
+    let out = hopper_in(dir.path(), &["--tls-cert", "cert.pem", "--web-port", "0"]);
+    out.assert_code(1)
+        .assert_stderr_contains("--tls-cert and --tls-key must be given together");
+}
+
+#[test]
+fn web_login_without_credentials_exits_1() {
+    let dir = TempDir::new("cli");
+    let out = hopper_in(dir.path(), &["--web-login", "--web-port", "0"]);
+    out.assert_code(1).assert_stderr_contains("--web-auth");
 }
 
 #[test]

@@ -162,12 +162,24 @@ fn home_locust_conf_is_the_lowest_layer() {
 
 #[test]
 fn false_flag_in_a_higher_layer_hides_a_true_one() {
-    // headless = true in ./locust.conf, LOCUST_HEADLESS=false: no --headless, so Hopper would
-    // need the web UI, which it does not have yet.
+    // headless = true in ./locust.conf, LOCUST_HEADLESS=false: no --headless, so the web UI
+    // starts; --autostart and --autoquit 0 end the run after the config file's run time.
     let s = Setup::new();
     s.cwd_file("locust.conf", LOCUST_CONF);
-    let out = s.run(&[("LOCUST_HEADLESS", "false")], &[], true);
-    out.assert_code(1).assert_stderr_contains("web UI");
+    let out = s.run(
+        &[("LOCUST_HEADLESS", "false")],
+        &[
+            "--web-host",
+            "127.0.0.1",
+            "--web-port",
+            "0",
+            "--autostart",
+            "--autoquit",
+            "0",
+        ],
+        true,
+    );
+    out.assert_stderr_contains("Starting web interface at http://127.0.0.1:");
 }
 
 #[test]
