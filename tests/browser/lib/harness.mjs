@@ -1,5 +1,6 @@
-// Shared helpers for Hopper's browser tests: start the `hopper` binary, launch Debian's
-// chromium through playwright-core, assemble pages from the assets, save screenshots.
+// Shared helpers for Hopper's browser tests: start the `hopper` binary, an example program and
+// `hopper-demo-target`, launch Debian's chromium through playwright-core, assemble pages from
+// the assets, save screenshots.
 //
 // Every process a test starts is stopped by its PID in an `after` hook; nothing here ever
 // kills by name. All traffic stays on 127.0.0.1.
@@ -17,6 +18,9 @@ export const ASSETS = join(ROOT, '..', '..', 'crates', 'hopper-web', 'assets');
 export const ARTIFACTS = join(ROOT, 'artifacts');
 export const HOPPER_BIN = process.env.HOPPER_BIN || '/work/main/target/debug/hopper';
 export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+// Cargo puts the other binaries next to `hopper` and the examples in `examples/` below it.
+export const DEMO_TARGET_BIN = join(dirname(HOPPER_BIN), 'hopper-demo-target');
+export const EXAMPLES_DIR = process.env.HOPPER_EXAMPLES_DIR || join(dirname(HOPPER_BIN), 'examples');
 
 // Locust 2.47's CSV headers (reference §4.10); the UI's download links must serve exactly these.
 export const CSV_HEADERS = {
@@ -27,37 +31,44 @@ export const CSV_HEADERS = {
 };
 
 /**
- * Starts `hopper --demo --web-host 127.0.0.1 --web-port 0 ...extra` and resolves once it logs
- * "Starting web interface at URL". Returns { url, pid, output(), stop() }.
+ * Spawns `bin args` (stdout and stderr collected together) and resolves once `pattern` matches
+ * the output; its first group, without trailing slashes, is the URL returned. Returns
+ * { url, pid, output(), exited(), kill() }; kill() sends SIGTERM to that PID, then SIGKILL after
+ * 10 s, and resolves once it has exited. If it never reports, it is killed by its PID.
  */
-export async function startHopper(extra = [], { timeoutMs = 30000 } = {}) {
-  const args = ['--demo', '--web-host', '127.0.0.1', '--web-port', '0', ...extra];
-  const proc = spawn(HOPPER_BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_BACKTRACE: '1' } });
+async function spawnUntil(bin, args, pattern, { timeoutMs = 30000, what = bin } = {}) {
+  const proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_BACKTRACE: '1' } });
   let output = '';
   let exited = null;
   const exitPromise = new Promise((resolve) => proc.on('exit', (code, signal) => { exited = { code, signal }; resolve(exited); }));
   const onData = (d) => { output += d.toString(); };
   proc.stdout.on('data', onData);
   proc.stderr.on('data', onData);
-  const url = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`hopper did not report its web URL within ${timeoutMs} ms:\n${output}`)), timeoutMs);
-    const check = () => {
-      const m = /Starting web interface at (https?:\/\/[^\s,]+)/.exec(output);
-      if (m) { clearTimeout(timer); resolve(m[1].replace(/\/+$/, '')); }
-    };
-    proc.stdout.on('data', check);
-    proc.stderr.on('data', check);
-    proc.on('error', (e) => { clearTimeout(timer); reject(new Error(`cannot start ${HOPPER_BIN}: ${e.message}`)); });
-    exitPromise.then((e) => { clearTimeout(timer); reject(new Error(`hopper exited early (${JSON.stringify(e)}):\n${output}`)); });
-  });
+  let url;
+  try {
+    url = await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${what} did not report its URL within ${timeoutMs} ms:\n${output}`)), timeoutMs);
+      const check = () => {
+        const m = pattern.exec(output);
+        if (m) { clearTimeout(timer); resolve(m[1].replace(/\/+$/, '')); }
+      };
+      proc.stdout.on('data', check);
+      proc.stderr.on('data', check);
+      proc.on('error', (e) => { clearTimeout(timer); reject(new Error(`cannot start ${bin}: ${e.message}`)); });
+      exitPromise.then((e) => { clearTimeout(timer); reject(new Error(`${what} exited early (${JSON.stringify(e)}):\n${output}`)); });
+    });
+  } catch (e) {
+    // it never came up: do not leave it running
+    if (!exited) { try { process.kill(proc.pid, 'SIGKILL'); } catch { /* already gone */ } }
+    throw e;
+  }
   return {
     url,
     pid: proc.pid,
     output: () => output,
-    /** Stops the run through the API (best effort), then SIGTERM by PID, then SIGKILL after 10 s. */
-    async stop(headers = {}) {
+    exited: () => exited,
+    async kill() {
       if (exited) return exited;
-      try { await fetch(url + '/stop', { method: 'POST', headers, signal: AbortSignal.timeout(3000) }); } catch { /* already gone */ }
       try { process.kill(proc.pid, 'SIGTERM'); } catch { /* already gone */ }
       const killer = setTimeout(() => { try { process.kill(proc.pid, 'SIGKILL'); } catch { /* gone */ } }, 10000);
       const e = await exitPromise;
@@ -65,6 +76,50 @@ export async function startHopper(extra = [], { timeoutMs = 30000 } = {}) {
       return e;
     },
   };
+}
+
+/**
+ * Starts a Hopper program (`bin`, `hopper` unless given) with `--web-host 127.0.0.1 --web-port 0
+ * ...args` and resolves once it logs "Starting web interface at URL".
+ * Returns { url, pid, output(), stop() }.
+ */
+async function startWebUi(bin, args, { timeoutMs = 30000 } = {}) {
+  const p = await spawnUntil(bin, ['--web-host', '127.0.0.1', '--web-port', '0', ...args],
+    /Starting web interface at (https?:\/\/[^\s,]+)/, { timeoutMs, what: bin });
+  return {
+    url: p.url,
+    pid: p.pid,
+    output: p.output,
+    /** Stops the run through the API (best effort), then SIGTERM by PID, then SIGKILL after 10 s. */
+    async stop(headers = {}) {
+      if (p.exited()) return p.exited();
+      try { await fetch(p.url + '/stop', { method: 'POST', headers, signal: AbortSignal.timeout(3000) }); } catch { /* already gone */ }
+      return p.kill();
+    },
+  };
+}
+
+/** Starts `hopper --demo --web-host 127.0.0.1 --web-port 0 ...extra`; see startWebUi. */
+export async function startHopper(extra = [], opts = {}) {
+  return startWebUi(HOPPER_BIN, ['--demo', ...extra], opts);
+}
+
+/**
+ * Starts the example program `EXAMPLES_DIR/name` (built by `cargo build -p hopper --examples`)
+ * with `--web-host 127.0.0.1 --web-port 0 ...args`; see startWebUi.
+ */
+export async function startExample(name, args = [], opts = {}) {
+  return startWebUi(join(EXAMPLES_DIR, name), args, opts);
+}
+
+/**
+ * Starts `hopper-demo-target --bind 127.0.0.1:0 ...extra` and resolves once it prints
+ * `listening on http://ADDR`. Returns { url, pid, output(), stop() }; stop() is SIGTERM by PID.
+ */
+export async function startDemoTarget(extra = [], { timeoutMs = 30000 } = {}) {
+  const p = await spawnUntil(DEMO_TARGET_BIN, ['--bind', '127.0.0.1:0', ...extra],
+    /listening on (http:\/\/\S+)/, { timeoutMs, what: 'hopper-demo-target' });
+  return { url: p.url, pid: p.pid, output: p.output, stop: () => p.kill() };
 }
 
 /** Launches chromium (never downloads a browser: it must already be installed). */
