@@ -19,7 +19,9 @@ mod user_loop;
 pub mod wait;
 
 pub use runner::{LocalRunner, RunnerObserver, RunnerOptions, RunnerState};
-pub use session::{spawn_session, SessionHandle, SessionStatus, StopCause, SwarmRequest};
+pub use session::{
+    spawn_session, SessionGone, SessionHandle, SessionStatus, StopCause, SwarmRequest,
+};
 pub use task::{fail, interrupt, stop_user, BoxFuture, Task, TaskError, TaskResult, TaskSet};
 pub use user::{AnyUserClass, User, UserClass};
 pub use wait::{between, constant, constant_pacing, constant_throughput, poisson, WaitTime};

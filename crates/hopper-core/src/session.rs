@@ -51,6 +51,8 @@ pub struct SessionStatus {
     pub class_counts: BTreeMap<String, u64>,
     /// The host given by `-H` or the last `/swarm` (`None`: class hosts).
     pub host: Option<String>,
+    /// Users per class when the last test began to stop: the report's "final ratio".
+    pub final_class_counts: Option<BTreeMap<String, u64>>,
     /// The last requested target and rate.
     pub target_users: Option<u32>,
     pub spawn_rate: Option<f64>,
@@ -81,28 +83,44 @@ pub struct SessionHandle {
     classes: Arc<Vec<Arc<dyn AnyUserClass>>>,
 }
 
+/// The session has ended (it quit, or its task failed): commands go nowhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionGone;
+
+impl std::fmt::Display for SessionGone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the test session has ended")
+    }
+}
+
 impl SessionHandle {
     /// Starts a test, or changes the target of the running one. Returns once the command
-    /// has been taken (the ramp goes on in the background).
-    pub async fn swarm(&self, request: SwarmRequest) {
-        self.ask(|reply| Command::Swarm(request, reply)).await;
+    /// has been taken (the ramp goes on in the background); while a stop is in progress the
+    /// command waits its turn.
+    pub async fn swarm(&self, request: SwarmRequest) -> Result<(), SessionGone> {
+        self.ask(|reply| Command::Swarm(request, reply)).await
     }
 
     /// Stops the test and waits until every user has ended (honouring `--stop-timeout`).
-    pub async fn stop(&self) {
-        self.ask(Command::Stop).await;
+    pub async fn stop(&self) -> Result<(), SessionGone> {
+        self.ask(Command::Stop).await
     }
 
     /// Stops the test and ends the session.
-    pub async fn quit(&self) {
-        self.ask(Command::Quit).await;
+    pub async fn quit(&self) -> Result<(), SessionGone> {
+        self.ask(Command::Quit).await
     }
 
-    async fn ask(&self, command: impl FnOnce(oneshot::Sender<()>) -> Command) {
+    async fn ask(
+        &self,
+        command: impl FnOnce(oneshot::Sender<()>) -> Command,
+    ) -> Result<(), SessionGone> {
         let (reply, done) = oneshot::channel();
-        if self.tx.send(command(reply)).await.is_ok() {
-            let _ = done.await;
-        }
+        self.tx
+            .send(command(reply))
+            .await
+            .map_err(|_| SessionGone)?;
+        done.await.map_err(|_| SessionGone)
     }
 
     /// The status now.
@@ -120,10 +138,25 @@ impl SessionHandle {
         &self.classes
     }
 
-    /// `/tasks`: Locust's ratio JSON for the users running now (the last test's final
-    /// counts once it has stopped).
+    /// `/tasks`: Locust's ratio JSON for the users running now.
     pub fn tasks_json(&self) -> serde_json::Value {
         let counts = self.status.borrow().class_counts.clone();
+        self.ratio_json(&counts)
+    }
+
+    /// The report's "final ratio": the counts when the test began to stop, once it is
+    /// stopping or stopped (Locust's `final_user_classes_count`), else the running users.
+    pub fn final_tasks_json(&self) -> serde_json::Value {
+        let status = self.status.borrow().clone();
+        let stopped = matches!(status.state, RunnerState::Cleanup | RunnerState::Stopped);
+        let counts = match status.final_class_counts {
+            Some(counts) if stopped => counts,
+            _ => status.class_counts,
+        };
+        self.ratio_json(&counts)
+    }
+
+    fn ratio_json(&self, counts: &BTreeMap<String, u64>) -> serde_json::Value {
         let counts: Vec<f64> = self
             .classes
             .iter()
@@ -147,6 +180,7 @@ pub fn spawn_session(
         user_count: 0,
         class_counts: classes.iter().map(|c| (c.name().to_string(), 0)).collect(),
         host: host.filter(|h| !h.is_empty()),
+        final_class_counts: None,
         target_users: None,
         spawn_rate: None,
         run_time: None,
@@ -282,8 +316,9 @@ impl Actor {
             self.runner.set_host(Some(host));
         }
         self.ramp = Some((request.user_count, request.spawn_rate));
-        // Every /swarm cancels the previous run-time timer, as in Locust.
-        self.deadline = request.run_time.map(|t| Instant::now() + t);
+        // Every /swarm cancels the previous run-time timer, as in Locust. A run time too
+        // long to represent is no limit at all.
+        self.deadline = request.run_time.and_then(|t| Instant::now().checked_add(t));
         let now = hopper_stats::now_epoch();
         self.status.send_modify(|s| {
             if let Some(host) = &request.host {
@@ -293,6 +328,7 @@ impl Actor {
             s.spawn_rate = Some(request.spawn_rate);
             s.run_time = request.run_time.map(|t| t.as_secs());
             if new_test {
+                s.final_class_counts = None;
                 s.start_time = Some(now);
                 s.end_time = None;
                 s.stop_cause = None;
@@ -308,6 +344,11 @@ impl Actor {
             self.runner.state(),
             RunnerState::Ready | RunnerState::Stopped
         );
+        if was_running {
+            let counts = self.status.borrow().class_counts.clone();
+            self.status
+                .send_modify(|s| s.final_class_counts = Some(counts));
+        }
         self.runner.stop().await;
         if was_running {
             let now = hopper_stats::now_epoch();

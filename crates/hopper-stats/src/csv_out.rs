@@ -267,6 +267,16 @@ pub fn history_csv_rows(
     out
 }
 
+/// What one pass of the CSV writer puts in the files (see [`CsvWriter::render`]).
+#[derive(Debug, Clone)]
+pub struct CsvPass {
+    stats: String,
+    failures: String,
+    exceptions: String,
+    history_rows: Option<String>,
+    now: f64,
+}
+
 /// The four `--csv` files, kept up to date as Locust's `StatsCSVFileWriter.stats_writer` does.
 ///
 /// Call [`CsvWriter::tick`] every [`CSV_STATS_INTERVAL_SEC`] and [`CsvWriter::finish`] at
@@ -369,18 +379,42 @@ impl CsvWriter {
         history_active: bool,
         now: f64,
     ) -> Result<(), String> {
-        self.write_snapshots(stats)?;
-        if history_active {
-            let rows = history_csv_rows(stats, user_count, now, self.full_history);
+        let pass = self.render(stats, user_count, history_active, now);
+        self.write(pass)
+    }
+
+    /// The text of one [`CsvWriter::tick`], built from `stats` without touching the files, so
+    /// a caller can release the statistics lock before [`CsvWriter::write`] does the I/O.
+    pub fn render(
+        &self,
+        stats: &RequestStats,
+        user_count: u64,
+        history_active: bool,
+        now: f64,
+    ) -> CsvPass {
+        CsvPass {
+            stats: requests_csv(stats),
+            failures: failures_csv(stats),
+            exceptions: exceptions_csv(stats),
+            history_rows: history_active
+                .then(|| history_csv_rows(stats, user_count, now, self.full_history)),
+            now,
+        }
+    }
+
+    /// Writes a pass made by [`CsvWriter::render`].
+    pub fn write(&mut self, pass: CsvPass) -> Result<(), String> {
+        self.write_snapshot_texts(&pass.stats, &pass.failures, &pass.exceptions)?;
+        if let Some(rows) = &pass.history_rows {
             self.history_file
                 .write_all(rows.as_bytes())
                 .map_err(|e| io_error(&self.history_path, e))?;
         }
-        if now - self.last_flush > CSV_STATS_FLUSH_INTERVAL_SEC {
+        if pass.now - self.last_flush > CSV_STATS_FLUSH_INTERVAL_SEC {
             self.history_file
                 .flush()
                 .map_err(|e| io_error(&self.history_path, e))?;
-            self.last_flush = now;
+            self.last_flush = pass.now;
         }
         Ok(())
     }
@@ -398,17 +432,22 @@ impl CsvWriter {
     }
 
     fn write_snapshots(&mut self, stats: &RequestStats) -> Result<(), String> {
-        rewrite(&mut self.stats_file, &self.stats_path, &requests_csv(stats))?;
-        rewrite(
-            &mut self.failures_file,
-            &self.failures_path,
+        self.write_snapshot_texts(
+            &requests_csv(stats),
             &failures_csv(stats),
-        )?;
-        rewrite(
-            &mut self.exceptions_file,
-            &self.exceptions_path,
             &exceptions_csv(stats),
         )
+    }
+
+    fn write_snapshot_texts(
+        &mut self,
+        stats: &str,
+        failures: &str,
+        exceptions: &str,
+    ) -> Result<(), String> {
+        rewrite(&mut self.stats_file, &self.stats_path, stats)?;
+        rewrite(&mut self.failures_file, &self.failures_path, failures)?;
+        rewrite(&mut self.exceptions_file, &self.exceptions_path, exceptions)
     }
 }
 

@@ -143,6 +143,12 @@ impl Stats {
         lock_ignoring_poison(&self.data)
     }
 
+    /// Bumped by every reset and clear: a reader that saw another value knows the numbers
+    /// started over since.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
     /// Starts a new epoch: every shard flushes on its next record or [`flush_thread`].
     pub fn tick(&self) {
         self.epoch.fetch_add(1, Ordering::AcqRel);

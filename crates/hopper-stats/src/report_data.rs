@@ -70,13 +70,12 @@ pub fn format_duration(start: f64, end: f64) -> String {
 /// Locust's `process_html_filename`: `{u}`, `{r}` and `{t}` in the `--html` name replaced by
 /// the user count, spawn rate and run time in seconds, integral values without `.0`
 /// (`r_10_2_30.html`, a rate of 0.5 stays `0.5`). Without a run time `{t}` stays in the name
-/// as it is, as in Locust. (Locust also keeps `{u}` and `{r}` when `-u`/`-r` were never set,
-/// which only happens in web UI mode before any test was started; headless runs default both
-/// to 1.)
+/// as it is, as in Locust; so do `{u}` and `{r}` when they were never set (web UI mode
+/// before any test was started; headless runs default both to 1).
 pub fn report_filename(
     pattern: &str,
-    users: u64,
-    spawn_rate: f64,
+    users: Option<u64>,
+    spawn_rate: Option<f64>,
     run_time_secs: Option<f64>,
 ) -> String {
     let text = |v: f64| {
@@ -89,8 +88,8 @@ pub fn report_filename(
     };
     let mut name = pattern.to_string();
     for (term, value) in [
-        ("{u}", Some(users.to_string())),
-        ("{r}", Some(text(spawn_rate))),
+        ("{u}", users.map(|u| u.to_string())),
+        ("{r}", spawn_rate.map(text)),
         ("{t}", run_time_secs.map(text)),
     ] {
         if let Some(v) = value {
@@ -276,16 +275,17 @@ mod tests {
     #[test]
     fn filenames_match_locust() {
         let misc = fixture_json("report_misc.json");
-        // Cases with -u and -r set (Hopper always has them).
         for case in misc["filenames"].as_array().unwrap() {
-            let (Some(users), Some(rate)) = (case[1].as_u64(), case[2].as_f64()) else {
-                continue;
-            };
-            let got = report_filename(case[0].as_str().unwrap(), users, rate, case[3].as_f64());
+            let got = report_filename(
+                case[0].as_str().unwrap(),
+                case[1].as_u64(),
+                case[2].as_f64(),
+                case[3].as_f64(),
+            );
             assert_eq!(got, case[4].as_str().unwrap(), "{case}");
         }
         assert_eq!(
-            report_filename("{t}.html", 1, 1.0, Some(1e20)),
+            report_filename("{t}.html", Some(1), Some(1.0), Some(1e20)),
             "100000000000000000000.html"
         );
     }

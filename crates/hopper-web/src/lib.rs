@@ -108,28 +108,28 @@ pub(crate) struct AppState {
     pub base_path: String,
     pub auth: Option<Credentials>,
     pub sessions: auth::Sessions,
+    /// Served over HTTPS (session cookies get the `Secure` flag).
+    pub tls: bool,
 }
 
-/// Normalises `--web-base-path`: a leading slash, no trailing one, empty for the root.
+/// Checks and normalises `--web-base-path`: it must start with `/` (as Locust requires); a
+/// trailing slash is dropped; empty means the root. Only plain path characters are allowed,
+/// so the path can never be read as a route pattern.
 pub fn normalize_base_path(raw: &str) -> Result<String, String> {
     let trimmed = raw.trim().trim_end_matches('/');
     if trimmed.is_empty() {
         return Ok(String::new());
     }
-    let path = if trimmed.starts_with('/') {
-        trimmed.to_string()
-    } else {
-        format!("/{trimmed}")
-    };
-    if path
-        .chars()
-        .any(|c| c.is_whitespace() || matches!(c, '?' | '#' | '"' | '<' | '>' | '\\'))
-    {
+    if !trimmed.starts_with('/') {
+        return Err(format!("--web-base-path {raw:?} must start with /"));
+    }
+    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.' | '~');
+    if !trimmed.chars().all(plain) || trimmed.contains("//") {
         return Err(format!(
-            "--web-base-path {raw:?} is not a usable URL path (no spaces, ?, #, quotes or <>)"
+            "--web-base-path {raw:?} may only contain letters, digits and / - _ . ~"
         ));
     }
-    Ok(path)
+    Ok(trimmed.to_string())
 }
 
 /// Binds and starts serving in the background.
@@ -164,6 +164,7 @@ pub async fn start(
         base_path: base_path.clone(),
         auth: options.auth,
         sessions: auth::Sessions::default(),
+        tls: tls.is_some(),
     });
     let app = routes::router(state, &base_path);
     let join = tokio::spawn(server::serve(listener, app, tls));
@@ -182,9 +183,11 @@ mod tests {
     fn base_path_is_normalised() {
         assert_eq!(normalize_base_path("").unwrap(), "");
         assert_eq!(normalize_base_path("/").unwrap(), "");
-        assert_eq!(normalize_base_path("hopper/").unwrap(), "/hopper");
+        assert_eq!(normalize_base_path("/hopper/").unwrap(), "/hopper");
         assert_eq!(normalize_base_path("/a/b").unwrap(), "/a/b");
-        assert!(normalize_base_path("/a b").is_err());
-        assert!(normalize_base_path("/x?y").is_err());
+        assert!(normalize_base_path("hopper").is_err());
+        for bad in ["/a b", "/x?y", "/{id}", "/:x", "/*x", "/a{", "/é", "/a//b"] {
+            assert!(normalize_base_path(bad).is_err(), "{bad}");
+        }
     }
 }

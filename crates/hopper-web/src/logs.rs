@@ -9,6 +9,9 @@ use std::sync::{Mutex, PoisonError};
 /// How many lines are kept (Locust's `LOGGING_MAX_LINES`-style cap for the web UI).
 pub const MAX_LOG_LINES: usize = 500;
 
+/// Longer lines are cut, so the buffer stays small whatever a message carries.
+pub const MAX_LINE_CHARS: usize = 2000;
+
 /// A bounded, shared buffer of formatted log lines.
 #[derive(Debug, Default)]
 pub struct LogBuffer {
@@ -29,7 +32,11 @@ impl LogBuffer {
             if lines.len() == MAX_LOG_LINES {
                 lines.pop_front();
             }
-            lines.push_back(line.to_string());
+            let kept = match line.char_indices().nth(MAX_LINE_CHARS) {
+                Some((cut, _)) => format!("{}…", &line[..cut]),
+                None => line.to_string(),
+            };
+            lines.push_back(kept);
         }
     }
 

@@ -114,10 +114,22 @@ const BUCKET_BOUNDS_US: [u64; 15] = [
 const CURRENT_RATE_STALE_AFTER_S: f64 = 12.0;
 
 /// The statistics as Prometheus text (OpenMetrics 1.0, ending in `# EOF`), to be served with
-/// [`CONTENT_TYPE`].
+/// [`CONTENT_TYPE`]. (The server takes the snapshot under the statistics lock and encodes
+/// after releasing it; this one-call form is for tests.)
+#[cfg(test)]
 pub fn render(input: &MetricsInput<'_>) -> String {
+    encode_snapshot(snapshot(input))
+}
+
+/// Copies what a scrape exports, so the statistics lock can be released before encoding.
+pub fn snapshot(input: &MetricsInput<'_>) -> Snapshot {
+    Snapshot::take(input)
+}
+
+/// Encodes a [`snapshot`] as OpenMetrics text.
+pub fn encode_snapshot(snapshot: Snapshot) -> String {
     let mut registry = Registry::with_prefix("hopper");
-    registry.register_collector(Box::new(SnapshotCollector(Snapshot::take(input))));
+    registry.register_collector(Box::new(SnapshotCollector(snapshot)));
     let mut out = String::new();
     // The text encoder fails only when its writer does (a String never does) or on a native
     // histogram without buckets (none here), and the collector adds no failure of its own.
@@ -128,7 +140,7 @@ pub fn render(input: &MetricsInput<'_>) -> String {
 /// Everything one scrape exports, owned: a [`Collector`] must be `'static`, so it cannot
 /// borrow the statistics.
 #[derive(Debug)]
-struct Snapshot {
+pub struct Snapshot {
     users: u64,
     class_users: Vec<(String, u64)>,
     workers: u64,

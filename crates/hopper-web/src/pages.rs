@@ -13,11 +13,13 @@ const APP_CSS: &str = include_str!("../assets/app.css");
 const APP_JS: &str = include_str!("../assets/app.js");
 
 /// JSON that is safe inside a `<script>` element: `<` is escaped so no string can close
-/// the element, and U+2028/U+2029 (line breaks to older JavaScript parsers) too.
+/// the element, `/` so no string can hold a template placeholder (`/*APP_JS*/`) that a later
+/// substitution would expand, and U+2028/U+2029 (line breaks to older JavaScript parsers).
 fn script_json(value: &Value) -> String {
     value
         .to_string()
         .replace('<', "\\u003c")
+        .replace('/', "\\/")
         .replace('\u{2028}', "\\u2028")
         .replace('\u{2029}', "\\u2029")
 }
@@ -100,7 +102,7 @@ pub fn report_html(
 ) -> String {
     let status = session.status();
     let now = hopper_stats::now_epoch();
-    let tasks = session.tasks_json();
+    let tasks = session.final_tasks_json();
     let stats = hopper_stats::global().lock();
     // Locust's span: from the statistics' start (test start or last reset) to the last request.
     let (start_time, end_time) = hopper_stats::report_data::locust_report_span(&stats);
@@ -146,9 +148,18 @@ mod tests {
         let v = json!({"name": "</script><script>alert(1)</script>\u{2028}"});
         let s = script_json(&v);
         assert!(!s.contains('<'));
+        assert!(!s.contains("/*"));
         assert!(!s.contains('\u{2028}'));
         let back: Value = serde_json::from_str(&s).unwrap();
         assert_eq!(back, v);
+    }
+
+    #[test]
+    fn data_cannot_expand_a_placeholder() {
+        let args = json!({"host": "http://x/*APP_JS*/", "theme": "/*APP_CSS*/"});
+        let page = fill(INDEX_HTML, &args);
+        assert_eq!(page.matches(APP_JS).count(), 1);
+        assert_eq!(page.matches(APP_CSS).count(), 1);
     }
 
     #[test]

@@ -19,9 +19,13 @@ use std::time::Duration;
 
 type Shared = Arc<AppState>;
 
-/// How long `POST /stop` waits for users to end before replying (they go on stopping in the
-/// background; the state shows `cleanup` until they have).
-const STOP_REPLY_WAIT: Duration = Duration::from_secs(5);
+/// How long `POST /stop` and `POST /swarm` wait for the session before replying (a stop
+/// goes on in the background, the state shows `cleanup` until users have ended; a swarm
+/// queued behind it runs after).
+const COMMAND_REPLY_WAIT: Duration = Duration::from_secs(5);
+
+/// The largest request body any route reads: forms are a few hundred bytes.
+const BODY_LIMIT: usize = 64 * 1024;
 
 /// Every route, under `base` (already normalised: empty or `/path`).
 pub(crate) fn router(state: Shared, base: &str) -> Router {
@@ -58,6 +62,8 @@ pub(crate) fn router(state: Shared, base: &str) -> Router {
         .route(&p("/login"), get(login_page).post(login_submit))
         .merge(protected)
         .fallback(not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(answer_preflight))
         .layer(middleware::map_response(allow_any_origin))
         .with_state(state)
 }
@@ -79,6 +85,32 @@ fn jsonify(value: &Value) -> Response {
         pyjson::flask_jsonify(value),
     )
         .into_response()
+}
+
+/// CORS preflight requests get Locust's (flask-cors') permissive answer before any other
+/// check, so cross-origin scripts can call the API as they can Locust's.
+async fn answer_preflight(request: Request, next: Next) -> Response {
+    let is_preflight = request.method() == axum::http::Method::OPTIONS
+        && request
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    if !is_preflight {
+        return next.run(request).await;
+    }
+    let allow_headers = request
+        .headers()
+        .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
+        .cloned();
+    let mut response = StatusCode::OK.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT"),
+    );
+    if let Some(h) = allow_headers {
+        headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, h);
+    }
+    response
 }
 
 async fn not_found() -> (StatusCode, &'static str) {
@@ -104,6 +136,15 @@ async fn require_login(State(state): State<Shared>, request: Request, next: Next
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| credentials.matches_basic_header(v));
     if by_cookie || by_basic {
+        if request.method() == axum::http::Method::POST && !same_origin(headers) {
+            // A browser holding the cookie or cached Basic credentials must not be made to
+            // start or stop a test from another site's page.
+            return (
+                StatusCode::FORBIDDEN,
+                "Forbidden: cross-site request to a protected route\n",
+            )
+                .into_response();
+        }
         return next.run(request).await;
     }
     let path = request.uri().path();
@@ -129,6 +170,20 @@ async fn require_login(State(state): State<Shared>, request: Request, next: Next
     response
 }
 
+/// Whether a request's `Origin` (when a browser sends one) names the host it was sent to.
+/// Scripts send no `Origin` and pass.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let Some(host) = headers.get(header::HOST).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    origin
+        .split_once("://")
+        .is_some_and(|(_, authority)| authority.eq_ignore_ascii_case(host))
+}
+
 async fn login_page(State(state): State<Shared>) -> Response {
     if state.auth.is_none() {
         // As in Locust: without access control the login page leads to the UI.
@@ -151,7 +206,11 @@ async fn login_submit(State(state): State<Shared>, body: Bytes) -> Response {
         }
     }
     if !credentials.matches(&user, &pass) {
-        tracing::warn!(target: "hopper.web", "Failed web login for user {user:?}");
+        tracing::warn!(
+            target: "hopper.web",
+            "Failed web login for user {:?}",
+            crate::swarm_form::clip(&user)
+        );
         let page = pages::login_html(Some("Invalid username or password"), &state.base_path);
         return (StatusCode::UNAUTHORIZED, Html(page)).into_response();
     }
@@ -164,7 +223,9 @@ async fn login_submit(State(state): State<Shared>, body: Bytes) -> Response {
     } else {
         &state.base_path
     };
-    let cookie = format!("{SESSION_COOKIE}={token}; Path={cookie_path}; HttpOnly; SameSite=Strict");
+    let secure = if state.tls { "; Secure" } else { "" };
+    let cookie =
+        format!("{SESSION_COOKIE}={token}; Path={cookie_path}; HttpOnly; SameSite=Strict{secure}");
     let mut response = Redirect::to(&format!("{}/", state.base_path)).into_response();
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, v);
@@ -182,7 +243,13 @@ async fn logout(State(state): State<Shared>, headers: HeaderMap) -> Response {
         state.sessions.remove(token);
     }
     let mut response = Redirect::to(&format!("{}/login", state.base_path)).into_response();
-    let cookie = format!("{SESSION_COOKIE}=; Max-Age=0; Path=/; HttpOnly; SameSite=Strict");
+    let cookie_path = if state.base_path.is_empty() {
+        "/"
+    } else {
+        &state.base_path
+    };
+    let cookie =
+        format!("{SESSION_COOKIE}=; Max-Age=0; Path={cookie_path}; HttpOnly; SameSite=Strict");
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, v);
     }
@@ -204,15 +271,20 @@ async fn swarm(State(state): State<Shared>, body: Bytes) -> Response {
         }
     };
     let run_time = form.run_time;
-    state
-        .session
-        .swarm(SwarmRequest {
-            user_count: form.user_count,
-            spawn_rate: form.spawn_rate,
-            host: form.host.clone(),
-            run_time,
-        })
-        .await;
+    let request = SwarmRequest {
+        user_count: form.user_count,
+        spawn_rate: form.spawn_rate,
+        host: form.host.clone(),
+        run_time,
+    };
+    // While a stop is still waiting for users the command queues behind it; the reply need
+    // not wait for that.
+    // (A timeout leaves the command queued: only the wait for its acknowledgement ends.)
+    if let Ok(Err(_gone)) =
+        tokio::time::timeout(COMMAND_REPLY_WAIT, state.session.swarm(request)).await
+    {
+        return jsonify(&json!({"host": current_host(), "message": "No runner", "success": false}));
+    }
     let host = match form.host {
         Some(h) => Value::String(h),
         None => json!(current_host()),
@@ -230,7 +302,9 @@ async fn swarm(State(state): State<Shared>, body: Bytes) -> Response {
 async fn stop(State(state): State<Shared>) -> Response {
     let session = state.session.clone();
     let stopping = tokio::spawn(async move { session.stop().await });
-    let _ = tokio::time::timeout(STOP_REPLY_WAIT, stopping).await;
+    if let Ok(Ok(Err(_gone))) = tokio::time::timeout(COMMAND_REPLY_WAIT, stopping).await {
+        return jsonify(&json!({"message": "No runner", "success": false}));
+    }
     jsonify(&json!({"message": "Test stopped", "success": true}))
 }
 
@@ -330,7 +404,11 @@ async fn full_history_csv(State(state): State<Shared>) -> Response {
         )
             .into_response();
     };
-    match std::fs::read(path) {
+    let file = path.clone();
+    let read = tokio::task::spawn_blocking(move || std::fs::read(file))
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+    match read {
         Ok(bytes) => {
             let name = suggested_filename(&state, "_requests_full_history", "csv");
             (
@@ -396,9 +474,9 @@ async fn worker_count() -> Response {
 async fn metrics_text(State(state): State<Shared>) -> Response {
     let status = state.session.status();
     let state_name = status.state.to_string();
-    let text = {
+    let snapshot = {
         let stats = hopper_stats::global().lock();
-        metrics::render(&metrics::MetricsInput {
+        metrics::snapshot(&metrics::MetricsInput {
             stats: &stats,
             state: &state_name,
             user_count: status.user_count,
@@ -407,6 +485,8 @@ async fn metrics_text(State(state): State<Shared>) -> Response {
             now: hopper_stats::now_epoch(),
         })
     };
+    // Encoding happens without the lock: user threads flush into it.
+    let text = metrics::encode_snapshot(snapshot);
     ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response()
 }
 

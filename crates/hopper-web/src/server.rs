@@ -16,6 +16,9 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
+/// How long a TLS client may take to complete its handshake.
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Loads a certificate chain and key (PEM) into a TLS acceptor; errors name the file.
 pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, String> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
@@ -72,12 +75,18 @@ pub async fn serve(listener: TcpListener, app: Router, tls: Option<TlsAcceptor>)
         let tls = tls.clone();
         tokio::spawn(async move {
             match tls {
-                Some(acceptor) => match acceptor.accept(stream).await {
-                    Ok(stream) => serve_connection(TokioIo::new(stream), app, peer).await,
-                    Err(e) => {
-                        tracing::debug!(target: "hopper.web", "TLS handshake with {peer} failed: {e}")
+                // A client that connects and never says hello must not hold a socket forever.
+                Some(acceptor) => {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => serve_connection(TokioIo::new(stream), app, peer).await,
+                        Ok(Err(e)) => {
+                            tracing::debug!(target: "hopper.web", "TLS handshake with {peer} failed: {e}")
+                        }
+                        Err(_) => {
+                            tracing::debug!(target: "hopper.web", "TLS handshake with {peer} timed out")
+                        }
                     }
-                },
+                }
                 None => serve_connection(TokioIo::new(stream), app, peer).await,
             }
         });

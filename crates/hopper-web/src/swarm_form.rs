@@ -17,6 +17,23 @@ pub struct SwarmForm {
     pub run_time: Option<Duration>,
 }
 
+/// The most users one `/swarm` may ask for: far above what one process can hold, low enough
+/// that a typo cannot make the dispatcher allocate gigabytes before anything else happens.
+pub const MAX_USERS: i128 = 1_000_000;
+
+/// At most this many characters of a caller's value go into a message (and so into the log
+/// and the reply), so a huge form field cannot flood either.
+const SHOWN_CHARS: usize = 100;
+
+/// A caller-supplied value shortened for messages: its first [`SHOWN_CHARS`] characters, and
+/// `…` when there were more.
+pub fn clip(value: &str) -> std::borrow::Cow<'_, str> {
+    match value.char_indices().nth(SHOWN_CHARS) {
+        Some((cut, _)) => format!("{}…", &value[..cut]).into(),
+        None => value.into(),
+    }
+}
+
 /// Locust's message for a missing or out-of-range count or rate.
 pub const MISSING_MESSAGE: &str = "Missing or invalid user_count or spawn_rate from /swarm request";
 /// Locust's message for a bad run time.
@@ -37,7 +54,7 @@ pub fn parse(body: &[u8]) -> Result<SwarmForm, String> {
                 None => {
                     return Err(format!(
                         "Invalid user_count value: {} (must be an integer)",
-                        python_repr_str(&value)
+                        python_repr_str(&clip(&value))
                     ))
                 }
             },
@@ -46,7 +63,7 @@ pub fn parse(body: &[u8]) -> Result<SwarmForm, String> {
                 None => {
                     return Err(format!(
                         "Invalid spawn_rate value: {} (must be a number)",
-                        python_repr_str(&value)
+                        python_repr_str(&clip(&value))
                     ))
                 }
             },
@@ -54,7 +71,7 @@ pub fn parse(body: &[u8]) -> Result<SwarmForm, String> {
                 if value.contains(['<', '>']) {
                     return Err(format!(
                         "Invalid host: {} (markup is not allowed in a host)",
-                        python_repr_str(&value)
+                        python_repr_str(&clip(&value))
                     ));
                 }
                 let value = value.trim();
@@ -81,12 +98,12 @@ pub fn parse(body: &[u8]) -> Result<SwarmForm, String> {
     if users < 0 || rate <= 0.0 || !rate.is_finite() {
         return Err(MISSING_MESSAGE.to_string());
     }
-    let Ok(user_count) = u32::try_from(users) else {
+    if users > MAX_USERS {
         return Err(format!(
-            "Invalid user_count value: '{users}' (at most {} users)",
-            u32::MAX
+            "Invalid user_count value: '{users}' (at most {MAX_USERS} users in one process)"
         ));
-    };
+    }
+    let user_count = users as u32;
     Ok(SwarmForm {
         user_count,
         spawn_rate: rate,
@@ -106,7 +123,7 @@ fn check_host(host: &str) -> Result<(), String> {
         }
         _ => Err(format!(
             "Invalid host: {} (expected a base URL such as http://127.0.0.1:8080)",
-            python_repr_str(host)
+            python_repr_str(&clip(host))
         )),
     }
 }
@@ -228,6 +245,19 @@ mod tests {
         assert!(err("user_count=1&spawn_rate=1&host=example.com").contains("base URL"));
         let f = parse(b"user_count=1&spawn_rate=1&host=").unwrap();
         assert_eq!(f.host.as_deref(), Some(""));
+    }
+
+    #[test]
+    fn huge_values_are_refused_and_clipped_in_messages() {
+        let e = err("user_count=100000000&spawn_rate=100000000");
+        assert!(e.contains("at most 1000000 users"), "{e}");
+        let long = "x".repeat(5000);
+        let e = err(&format!("user_count={long}&spawn_rate=1"));
+        assert!(e.len() < 300, "{e}");
+        assert!(e.contains('…'));
+        // A run time too long for any clock is accepted as a number; the session treats it
+        // as no limit.
+        assert!(parse(b"user_count=1&spawn_rate=1&run_time=18446744073709551615").is_ok());
     }
 
     #[test]

@@ -7,7 +7,7 @@ use crate::cli::Cli;
 use crate::demo_target::DemoTarget;
 use crate::stats_loop::StatsLoop;
 use hopper_core::{
-    spawn_session, AnyUserClass, LocalRunner, RunnerOptions, SessionHandle, StopCause, SwarmRequest,
+    spawn_session, AnyUserClass, LocalRunner, RunnerOptions, SessionHandle, SwarmRequest,
 };
 use hopper_stats::console;
 use hopper_stats::csv_out::CsvWriter;
@@ -173,6 +173,8 @@ async fn run_test(cli: &Cli, classes: Vec<Arc<dyn AnyUserClass>>) -> i32 {
         eprintln!("hopper: {}", e.message);
         return e.code;
     }
+    // Listen for Ctrl-C and SIGTERM from the start, so no signal is missed while starting.
+    let mut signals = Signals::install();
     let headless = cli.headless && !cli.headful;
     let mut host = cli.host.clone().filter(|h| !h.is_empty());
     let demo = if cli.demo {
@@ -290,37 +292,45 @@ async fn run_test(cli: &Cli, classes: Vec<Arc<dyn AnyUserClass>>) -> i32 {
     let printer = print_stats.then(|| tokio::spawn(print_stats_forever()));
     let autostart = headless || cli.autostart;
     // Locust reads `-t 0` as "no limit" (its check is `if options.run_time:`).
-    let run_time = cli.run_time.filter(|t| *t > 0);
+    let run_time = cli.run_time.filter(|t| *t > 0).map(Duration::from_secs);
     if autostart {
-        session
+        // The command line's run time is this function's timer, not the session's: the web
+        // UI's /swarm and /stop cancel only a run time given through the UI, as in Locust.
+        let started = session
             .swarm(SwarmRequest {
                 user_count: cli.users.unwrap_or(1),
                 spawn_rate: cli.spawn_rate.unwrap_or(1.0),
                 host: None,
-                run_time: run_time.map(Duration::from_secs),
+                run_time: None,
             })
             .await;
-        match run_time {
-            Some(t) => tracing::info!(target: "hopper.main", "Run time limit set to {t} seconds"),
-            None => {
-                tracing::info!(target: "hopper.main", "No run time limit set, use CTRL+C to interrupt")
+        if started.is_ok() {
+            match run_time {
+                Some(t) => {
+                    tracing::info!(target: "hopper.main", "Run time limit set to {} seconds", t.as_secs())
+                }
+                None => {
+                    tracing::info!(target: "hopper.main", "No run time limit set, use CTRL+C to interrupt")
+                }
             }
         }
     }
-    let mut terminate = sigterm_stream();
+    let ended = ends_by_itself(
+        &session,
+        autostart.then_some(run_time).flatten(),
+        headless,
+        cli.autoquit,
+    );
     let reason = tokio::select! {
-        r = run_time_ended(&session, autostart && run_time.is_some(), headless, cli.autoquit) => r,
-        _ = tokio::signal::ctrl_c() => "Received Ctrl-C",
-        _ = next_sigterm(&mut terminate) => "Got SIGTERM signal",
+        r = ended => r.to_string(),
+        s = signals.next() => s.to_string(),
+        _ = session_lost(&session) => "The test session ended unexpectedly".to_string(),
     };
     tracing::info!(target: "hopper.main", "{reason}, shutting down");
     tokio::select! {
         _ = session.quit() => {}
-        _ = tokio::signal::ctrl_c() => {
-            tracing::warn!(target: "hopper.main", "Ctrl-C while stopping: not waiting for users to finish");
-        }
-        _ = next_sigterm(&mut terminate) => {
-            tracing::warn!(target: "hopper.main", "SIGTERM while stopping: not waiting for users to finish");
+        s = signals.next() => {
+            tracing::warn!(target: "hopper.main", "{} while stopping: not waiting for users to finish", s.name());
         }
     }
     if let Some(p) = printer {
@@ -338,42 +348,52 @@ async fn run_test(cli: &Cli, classes: Vec<Arc<dyn AnyUserClass>>) -> i32 {
     if let Some(t) = demo {
         t.shutdown().await;
     }
-    session_task.abort();
+    // A session that died of a panic is an unhandled error (exit code 2), as in Locust.
+    match tokio::time::timeout(Duration::from_secs(1), session_task).await {
+        Ok(Err(e)) if e.is_panic() => {
+            tracing::error!(target: "hopper.main", "The test session failed: {e}");
+            hopper_core::health::note_unhandled();
+        }
+        _ => {}
+    }
     finish(cli).await
 }
 
-/// Resolves when the test should end by itself: headless, when the run time is over;
-/// with `--autostart --autoquit N`, N seconds after it. Otherwise never (Ctrl-C ends it).
-async fn run_time_ended(
+/// Resolves when the test should end by itself, as Locust's `stop_and_optionally_quit`:
+/// headless, when the run time is over; with `--autostart`, the run time stops the test and
+/// `--autoquit N` quits N seconds later. Without a run time it never resolves.
+async fn ends_by_itself(
     session: &SessionHandle,
-    timed: bool,
+    run_time: Option<Duration>,
     headless: bool,
     autoquit: Option<i64>,
 ) -> &'static str {
-    let autoquit = autoquit.filter(|q| *q >= 0);
-    if !timed || (!headless && autoquit.is_none()) {
-        if timed {
-            wait_for_run_time(session).await;
-            tracing::info!(target: "hopper.main", "--autoquit not specified, leaving web ui running indefinitely");
-        }
+    let Some(run_time) = run_time else {
         return std::future::pending().await;
-    }
-    wait_for_run_time(session).await;
+    };
+    tokio::time::sleep(run_time).await;
     if headless {
         return "--run-time limit reached";
     }
-    let secs = autoquit.unwrap_or(0) as u64;
-    tracing::debug!(target: "hopper.main", "Autoquit time limit set to {secs} seconds");
-    tokio::time::sleep(Duration::from_secs(secs)).await;
-    "--autoquit time reached"
+    tracing::info!(target: "hopper.main", "--run-time limit reached, stopping test");
+    let _ = session.stop().await;
+    match autoquit.filter(|q| *q >= 0) {
+        Some(secs) => {
+            tracing::debug!(target: "hopper.main", "Autoquit time limit set to {secs} seconds");
+            tokio::time::sleep(Duration::from_secs(secs as u64)).await;
+            "--autoquit time reached"
+        }
+        None => {
+            tracing::info!(target: "hopper.main", "--autoquit not specified, leaving web ui running indefinitely");
+            std::future::pending().await
+        }
+    }
 }
 
-/// Waits until the session reports a stop caused by the run-time limit.
-async fn wait_for_run_time(session: &SessionHandle) {
+/// Resolves if the session's task ends while the run still needs it (it panicked).
+async fn session_lost(session: &SessionHandle) {
     let mut status = session.subscribe();
-    let _ = status
-        .wait_for(|s| s.stop_cause == Some(StopCause::RunTime))
-        .await;
+    while status.changed().await.is_ok() {}
 }
 
 /// `--html FILE`: the report, with Locust's `{u}`, `{r}` and `{t}` placeholders filled.
@@ -384,11 +404,18 @@ fn write_html_report(
     info: &hopper_web::RunInfo,
     precise: Option<(f64, f64)>,
 ) {
+    // Locust fills the placeholders from its options, which the last /swarm updates;
+    // a value never set leaves its placeholder as it is.
+    let status = session.status();
     let path = hopper_stats::report_data::report_filename(
         pattern,
-        u64::from(cli.users.unwrap_or(1)),
-        cli.spawn_rate.unwrap_or(1.0),
-        cli.run_time.filter(|t| *t > 0).map(|t| t as f64),
+        status.target_users.or(cli.users).map(u64::from),
+        status.spawn_rate.or(cli.spawn_rate),
+        status
+            .run_time
+            .or(cli.run_time)
+            .filter(|t| *t > 0)
+            .map(|t| t as f64),
     );
     let html = hopper_web::report_html(session, info, false, None, precise);
     let path = std::path::Path::new(&path);
@@ -482,29 +509,75 @@ async fn print_stats_forever() {
     }
 }
 
-/// The SIGTERM stream, installed once so that every SIGTERM is seen (a handler installed
-/// and dropped would leave later signals swallowed).
-#[cfg(unix)]
-fn sigterm_stream() -> Option<tokio::signal::unix::Signal> {
-    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok()
+/// A signal that ends the run.
+#[derive(Debug, Clone, Copy)]
+enum Stop {
+    Interrupt,
+    Terminate,
 }
 
-#[cfg(not(unix))]
-fn sigterm_stream() -> Option<()> {
-    None
-}
-
-#[cfg(unix)]
-async fn next_sigterm(stream: &mut Option<tokio::signal::unix::Signal>) {
-    match stream {
-        Some(s) => {
-            s.recv().await;
+impl Stop {
+    fn name(self) -> &'static str {
+        match self {
+            Stop::Interrupt => "Ctrl-C",
+            Stop::Terminate => "SIGTERM",
         }
-        None => std::future::pending().await,
     }
 }
 
-#[cfg(not(unix))]
-async fn next_sigterm(_stream: &mut Option<()>) {
-    std::future::pending().await
+impl std::fmt::Display for Stop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Stop::Interrupt => "Received Ctrl-C",
+            Stop::Terminate => "Got SIGTERM signal",
+        })
+    }
+}
+
+/// Ctrl-C (SIGINT) and SIGTERM, each installed once so that every signal is seen (a handler
+/// installed and dropped would leave later signals swallowed).
+struct Signals {
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    #[cfg(unix)]
+    fn install() -> Signals {
+        use tokio::signal::unix::{signal, SignalKind};
+        Signals {
+            interrupt: signal(SignalKind::interrupt()).ok(),
+            terminate: signal(SignalKind::terminate()).ok(),
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn install() -> Signals {
+        Signals {}
+    }
+
+    /// The next Ctrl-C or SIGTERM.
+    #[cfg(unix)]
+    async fn next(&mut self) -> Stop {
+        async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+            match s {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        }
+        tokio::select! {
+            _ = recv(&mut self.interrupt) => Stop::Interrupt,
+            _ = recv(&mut self.terminate) => Stop::Terminate,
+        }
+    }
+
+    #[cfg(not(unix))]
+    async fn next(&mut self) -> Stop {
+        let _ = tokio::signal::ctrl_c().await;
+        Stop::Interrupt
+    }
 }

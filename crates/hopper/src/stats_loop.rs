@@ -33,6 +33,11 @@ pub struct PreciseWindow {
 }
 
 impl PreciseWindow {
+    /// Forgets every snapshot (the statistics were reset or cleared).
+    pub fn restart(&mut self) {
+        self.snapshots.clear();
+    }
+
     /// Records the total's histogram now and returns the p50 and p95 (ms) of what was
     /// recorded since the oldest kept snapshot, `None` when that is nothing.
     pub fn update(&mut self, total: &Histogram<u64>) -> Option<(f64, f64)> {
@@ -110,15 +115,26 @@ fn run(
     stop: Arc<AtomicBool>,
 ) -> Option<CsvWriter> {
     let mut window = PreciseWindow::default();
+    let mut generation = hopper_stats::global().generation();
     let mut passes: u64 = 0;
     let mut csv_failed = false;
+    // The first pass runs at once, as Locust's loops write before their first sleep.
+    let mut first = true;
     while !stop.load(Ordering::Acquire) {
-        std::thread::sleep(TICK);
-        if stop.load(Ordering::Acquire) {
-            break;
+        if !first {
+            std::thread::sleep(TICK);
+            if stop.load(Ordering::Acquire) {
+                break;
+            }
+            passes += 1;
         }
-        passes += 1;
+        first = false;
         hopper_stats::global().sync(COLLECT_TIMEOUT);
+        let now_generation = hopper_stats::global().generation();
+        if now_generation != generation {
+            window.restart();
+            generation = now_generation;
+        }
         let status = status.borrow().clone();
         let now = hopper_stats::now_epoch();
         let active = !matches!(status.state, RunnerState::Ready | RunnerState::Stopped);
@@ -131,9 +147,14 @@ fn run(
             point.precise_p95_ms = precise.map(|p| p.1);
             stats.history.push(point);
         }
-        if let Some(writer) = csv.as_mut() {
-            // Locust appends history rows every second whatever the state.
-            let result = writer.tick(&stats, status.user_count, true, now);
+        // Locust appends history rows every second whatever the state. The text is built
+        // under the lock, the files written after it is released (user threads flush into it).
+        let pass = csv
+            .as_ref()
+            .map(|writer| writer.render(&stats, status.user_count, true, now));
+        drop(stats);
+        if let (Some(writer), Some(pass)) = (csv.as_mut(), pass) {
+            let result = writer.write(pass);
             match result {
                 Err(e) if !csv_failed => {
                     // Once is enough: a full disk would otherwise log every second.

@@ -395,7 +395,7 @@ fn access_control_with_a_login_and_a_base_path() {
     assert_eq!(r.status, 200);
     let r = server.request("GET", "/hopper", &with_cookie, b"");
     assert_eq!(r.status, 200);
-    assert!(r.text().contains("\"base_path\":\"/hopper\""));
+    assert!(r.text().contains(r#""base_path":"\/hopper""#));
     // Logging out ends the session.
     server.request("GET", "/hopper/logout", &with_cookie, b"");
     let r = server.request("GET", "/hopper/stats/requests", &with_cookie, b"");
@@ -578,4 +578,150 @@ fn six_hundred_names_are_capped_at_locusts_500_rows() {
     running.signal("TERM");
     let out = running.wait();
     assert!(parse_summary(&out.stderr).is_some(), "{}", out.dump());
+}
+
+#[test]
+fn hostile_swarm_forms_leave_the_session_working() {
+    let dir = TempDir::new("web");
+    let (running, addr) = start_web(&dir, &[]);
+    let server = Server::plain(&addr);
+    // A run time too long for any clock is no limit, not a crash.
+    let v = server
+        .post_form(
+            "/swarm",
+            "user_count=2&spawn_rate=10&run_time=18446744073709551615",
+        )
+        .json();
+    assert_eq!(v["success"], true, "{v}");
+    wait_for_stats(&server, "", "2 users", |v| v["user_count"] == 2);
+    // Far too many users: refused before anything is allocated.
+    let v = server
+        .post_form("/swarm", "user_count=100000000&spawn_rate=100000000")
+        .json();
+    assert_eq!(v["success"], false, "{v}");
+    // A host that smuggles a template placeholder cannot break the page.
+    let v = server
+        .post_form(
+            "/swarm",
+            "user_count=2&spawn_rate=10&host=http%3A%2F%2F127.0.0.1%3A1%2F%2A%2FAPP_JS%2A%2F",
+        )
+        .json();
+    assert_eq!(v["success"], true, "{v}");
+    let page = server.get("/").text();
+    let args = page
+        .split("window.templateArgs = ")
+        .nth(1)
+        .and_then(|rest| rest.split(";</script>").next())
+        .expect("templateArgs in the page");
+    let args: Value = serde_json::from_str(args).expect("templateArgs is intact JSON");
+    assert_eq!(args["host"], "http://127.0.0.1:1/*/APP_JS*/");
+    // A body beyond any form's size is refused outright.
+    let huge = "9".repeat(200_000);
+    let r = server.post_form("/swarm", &format!("user_count={huge}&spawn_rate=1"));
+    assert_eq!(r.status, 413);
+    // A long field is refused with a short message, and the log keeps short lines.
+    let long = "9".repeat(20_000) + "x";
+    let v = server
+        .post_form("/swarm", &format!("user_count={long}&spawn_rate=1"))
+        .json();
+    assert!(v["message"].as_str().unwrap().len() < 400, "{v}");
+    let logs = server.get("/logs").json();
+    assert!(logs["master"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|l| l.as_str().unwrap().chars().count() <= 2001));
+    // The session still obeys.
+    let v = server.request("POST", "/stop", &[], b"").json();
+    assert_eq!(v["success"], true);
+    wait_for_stats(&server, "", "stopped", |v| v["state"] == "stopped");
+    // CORS preflight is answered as flask-cors does.
+    let r = server.request(
+        "OPTIONS",
+        "/swarm",
+        &[
+            ("Origin", "http://elsewhere.example"),
+            ("Access-Control-Request-Method", "POST"),
+            ("Access-Control-Request-Headers", "content-type"),
+        ],
+        b"",
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+    assert!(r
+        .header("access-control-allow-methods")
+        .is_some_and(|m| m.contains("POST")));
+    running.signal("TERM");
+    running.wait();
+}
+
+#[test]
+fn the_command_line_run_time_survives_edits_from_the_ui() {
+    // Locust's -t with --autostart is its own timer: editing the test in the UI does not
+    // cancel it, and --autoquit then ends the process.
+    let dir = TempDir::new("web");
+    let (mut running, addr) = start_web(
+        &dir,
+        &[
+            "--autostart",
+            "-u",
+            "1",
+            "-r",
+            "5",
+            "-t",
+            "3s",
+            "--autoquit",
+            "0",
+        ],
+    );
+    let server = Server::plain(&addr);
+    let v = server
+        .post_form("/swarm", "user_count=3&spawn_rate=10")
+        .json();
+    assert_eq!(v["success"], true);
+    let quit = running.wait_for_stderr(Duration::from_secs(30), |s| {
+        s.contains("--autoquit time reached")
+    });
+    assert!(quit, "{}", running.stderr_so_far());
+    let out = running.wait();
+    assert!(parse_summary(&out.stderr).is_some(), "{}", out.dump());
+}
+
+#[test]
+fn unusable_base_paths_are_refused_at_startup() {
+    let dir = TempDir::new("web");
+    for bad in ["hopper", "/{id}", "/a b"] {
+        let mut cmd = command(&hopper_bin(), dir.path());
+        cmd.args(["--demo", "--web-host", "127.0.0.1", "--web-port", "0"]);
+        cmd.args(["--web-base-path", bad]);
+        let out = run(cmd);
+        out.assert_code(1).assert_stderr_contains("--web-base-path");
+    }
+}
+
+#[test]
+fn cross_site_posts_with_a_login_are_refused() {
+    let dir = TempDir::new("web");
+    let (running, addr) = start_web(&dir, &["--web-auth", "admin:secret"]);
+    let server = Server::plain(&addr);
+    let basic = ("Authorization", "Basic YWRtaW46c2VjcmV0");
+    let form = ("Content-Type", "application/x-www-form-urlencoded");
+    let r = server.request(
+        "POST",
+        "/swarm",
+        &[basic, form, ("Origin", "http://evil.example")],
+        b"user_count=1&spawn_rate=1",
+    );
+    assert_eq!(r.status, 403);
+    let same = format!("http://{addr}");
+    let r = server.request("POST", "/stop", &[basic, ("Origin", same.as_str())], b"");
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        server
+            .request("GET", "/stats/requests", &[basic], b"")
+            .json()["state"],
+        "ready"
+    );
+    running.signal("TERM");
+    running.wait();
 }
