@@ -110,6 +110,20 @@ fn percentile_fields(e: &StatsEntry, current_at: Option<f64>) -> Vec<Field<'stat
         .collect()
 }
 
+/// The whole-run figures both `_stats.csv` and the history rows carry, in their order:
+/// requests, failures, median, average, min, max, average size.
+fn whole_run_fields(e: &StatsEntry) -> [Field<'static>; 7] {
+    [
+        int(e.num_requests),
+        int(e.num_failures),
+        num(e.median_response_time()),
+        float(e.avg_response_time()),
+        num(e.min_response_time_or_zero()),
+        num(e.max_response_time_py()),
+        num(e.avg_content_length()),
+    ]
+}
+
 /// The `_stats.csv` file: header, one row per entry sorted by (name, method), then the
 /// Aggregated row (empty Type). Rates are whole-run; min/max are the raw times.
 pub fn requests_csv(stats: &RequestStats) -> String {
@@ -132,19 +146,12 @@ pub fn requests_csv(stats: &RequestStats) -> String {
     header(&mut out, &names);
     let total = &stats.total;
     for e in stats.entries.values().chain([total]) {
-        let mut row = vec![
-            Field::Text(&e.method),
-            Field::Text(&e.name),
-            int(e.num_requests),
-            int(e.num_failures),
-            num(e.median_response_time()),
-            float(e.avg_response_time()),
-            num(e.min_response_time_or_zero()),
-            num(e.max_response_time_py()),
-            num(e.avg_content_length()),
+        let mut row = vec![Field::Text(&e.method), Field::Text(&e.name)];
+        row.extend(whole_run_fields(e));
+        row.extend([
             float(e.total_rps(total)),
             float(e.total_fail_per_sec(total)),
-        ];
+        ]);
         row.extend(percentile_fields(e, None));
         write_row(&mut out, &row);
     }
@@ -253,15 +260,7 @@ pub fn history_csv_rows(
             Field::Owned(format!("{:.6}", e.current_fail_per_sec(total).as_f64())),
         ];
         row.extend(percentile_fields(e, full_history.then_some(now)));
-        row.extend([
-            int(e.num_requests),
-            int(e.num_failures),
-            num(e.median_response_time()),
-            float(e.avg_response_time()),
-            num(e.min_response_time_or_zero()),
-            num(e.max_response_time_py()),
-            num(e.avg_content_length()),
-        ]);
+        row.extend(whole_run_fields(e));
         write_row(&mut out, &row);
     }
     out

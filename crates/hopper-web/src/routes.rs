@@ -10,7 +10,6 @@ use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use hopper_core::SwarmRequest;
 use hopper_stats::{csv_out, pyjson, web_json};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -271,21 +270,16 @@ async fn swarm(State(state): State<Shared>, body: Bytes) -> Response {
         }
     };
     let run_time = form.run_time;
-    let request = SwarmRequest {
-        user_count: form.user_count,
-        spawn_rate: form.spawn_rate,
-        host: form.host.clone(),
-        run_time,
-    };
+    let host = form.host.clone();
     // While a stop is still waiting for users the command queues behind it; the reply need
     // not wait for that.
     // (A timeout leaves the command queued: only the wait for its acknowledgement ends.)
     if let Ok(Err(_gone)) =
-        tokio::time::timeout(COMMAND_REPLY_WAIT, state.session.swarm(request)).await
+        tokio::time::timeout(COMMAND_REPLY_WAIT, state.session.swarm(form)).await
     {
         return jsonify(&json!({"host": current_host(), "message": "No runner", "success": false}));
     }
-    let host = match form.host {
+    let host = match host {
         Some(h) => Value::String(h),
         None => json!(current_host()),
     };

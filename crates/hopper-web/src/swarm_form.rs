@@ -4,18 +4,9 @@
 //! rather than silently stripped.
 
 use hopper_core::timespan::parse_timespan;
+use hopper_core::SwarmRequest;
 use hopper_stats::python_repr_str;
 use std::time::Duration;
-
-/// A valid `/swarm` form.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SwarmForm {
-    pub user_count: u32,
-    pub spawn_rate: f64,
-    /// `Some` when the form had a `host` field (possibly empty: back to class hosts).
-    pub host: Option<String>,
-    pub run_time: Option<Duration>,
-}
 
 /// The most users one `/swarm` may ask for: far above what one process can hold, low enough
 /// that a typo cannot make the dispatcher allocate gigabytes before anything else happens.
@@ -40,9 +31,10 @@ pub const MISSING_MESSAGE: &str = "Missing or invalid user_count or spawn_rate f
 pub const RUN_TIME_MESSAGE: &str =
     "Valid run_time formats are : 20, 20s, 3m, 2h, 1h20m, 3h30m10s, etc.";
 
-/// Reads the urlencoded body. Fields are handled in order, so the first bad one decides the
-/// message, as in Locust; unknown fields are ignored.
-pub fn parse(body: &[u8]) -> Result<SwarmForm, String> {
+/// Reads the urlencoded body into the session's request (its `host` is `Some` when the form
+/// had a `host` field, possibly empty: back to class hosts). Fields are handled in order, so
+/// the first bad one decides the message, as in Locust; unknown fields are ignored.
+pub fn parse(body: &[u8]) -> Result<SwarmRequest, String> {
     let mut user_count: Option<i128> = None;
     let mut spawn_rate: Option<f64> = None;
     let mut host = None;
@@ -104,7 +96,7 @@ pub fn parse(body: &[u8]) -> Result<SwarmForm, String> {
         ));
     }
     let user_count = users as u32;
-    Ok(SwarmForm {
+    Ok(SwarmRequest {
         user_count,
         spawn_rate: rate,
         host,
