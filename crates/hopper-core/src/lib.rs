@@ -18,7 +18,7 @@ pub mod user;
 mod user_loop;
 pub mod wait;
 
-pub use runner::{LocalRunner, RunnerObserver, RunnerOptions, RunnerState};
+pub use runner::{LocalRunner, Runner, RunnerObserver, RunnerOptions, RunnerState};
 pub use session::{
     spawn_session, SessionGone, SessionHandle, SessionStatus, StopCause, SwarmRequest,
 };

@@ -12,6 +12,7 @@ use crate::user::{AnyUserClass, SpawnUser};
 use futures_util::FutureExt;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -38,13 +39,14 @@ pub struct RunnerOptions {
     pub reset_stats: bool,
 }
 
-/// Runner states with Locust's names.
+/// Runner states with Locust's names (`Stopping` is a master's, `Cleanup` a local runner's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunnerState {
     Ready,
     Spawning,
     Running,
     Cleanup,
+    Stopping,
     Stopped,
 }
 
@@ -55,6 +57,7 @@ impl fmt::Display for RunnerState {
             RunnerState::Spawning => "spawning",
             RunnerState::Running => "running",
             RunnerState::Cleanup => "cleanup",
+            RunnerState::Stopping => "stopping",
             RunnerState::Stopped => "stopped",
         })
     }
@@ -62,6 +65,54 @@ impl fmt::Display for RunnerState {
 
 /// Called whenever the runner's state or user counts change (the session publishes them).
 pub type RunnerObserver = Box<dyn Fn(RunnerState, &BTreeMap<String, usize>) + Send + Sync>;
+
+/// What a session drives: the local runner, or a master that hands users to workers.
+pub trait Runner: Send + 'static {
+    /// Ramps to `user_count` at `spawn_rate` from what runs now (a new test from ready or
+    /// stopped). Dropping the future mid-ramp leaves what was started so far.
+    fn start(&mut self, user_count: u32, spawn_rate: f64) -> impl Future<Output = ()> + Send;
+    /// Stops every user and waits until they have ended.
+    fn stop(&mut self) -> impl Future<Output = ()> + Send;
+    /// Locust's state.
+    fn state(&self) -> RunnerState;
+    /// Publishes state and counts again (users may have stopped by themselves).
+    fn refresh(&mut self);
+    /// Host for users started from now on (`None`/empty: class hosts).
+    fn set_host(&mut self, host: Option<&str>);
+    /// Every class given to the runner.
+    fn all_classes(&self) -> &[Arc<dyn AnyUserClass>];
+    /// Registers the state/count observer.
+    fn set_observer(&mut self, observer: RunnerObserver);
+    /// Last words before the process ends, after [`Runner::stop`] (a master tells its
+    /// workers to quit and waits for their final reports).
+    fn shutdown(&mut self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+}
+
+impl Runner for LocalRunner {
+    fn start(&mut self, user_count: u32, spawn_rate: f64) -> impl Future<Output = ()> + Send {
+        LocalRunner::start(self, user_count, spawn_rate)
+    }
+    fn stop(&mut self) -> impl Future<Output = ()> + Send {
+        LocalRunner::stop(self)
+    }
+    fn state(&self) -> RunnerState {
+        self.state
+    }
+    fn refresh(&mut self) {
+        self.publish();
+    }
+    fn set_host(&mut self, host: Option<&str>) {
+        LocalRunner::set_host(self, host);
+    }
+    fn all_classes(&self) -> &[Arc<dyn AnyUserClass>] {
+        &self.all_classes
+    }
+    fn set_observer(&mut self, observer: RunnerObserver) {
+        LocalRunner::set_observer(self, observer);
+    }
+}
 
 struct RunningUser {
     control: ControlHandle,
@@ -229,6 +280,23 @@ impl LocalRunner {
             tracing::info!(target: "hopper.runners", "Resetting stats");
             hopper_stats::global().reset_all();
         }
+    }
+
+    /// Sets `--stop-timeout` for users retired from now on (a worker gets it from its master).
+    pub fn set_stop_timeout(&mut self, timeout: Duration) {
+        self.options.stop_timeout = timeout;
+    }
+
+    /// Makes the running users match absolute per-class counts at once, as a worker does with
+    /// each `spawn` message from its master (the master paces the ramp). Starts a new test
+    /// first when none is running.
+    pub fn apply_counts(&mut self, counts: &BTreeMap<String, u32>) {
+        if matches!(self.state, RunnerState::Ready | RunnerState::Stopped) {
+            self.begin_test();
+        }
+        self.set_state(RunnerState::Spawning);
+        self.apply(counts);
+        self.set_state(RunnerState::Running);
     }
 
     /// Stops every user (honouring the stop timeout) and waits until they have all ended.

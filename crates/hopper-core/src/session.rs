@@ -1,4 +1,4 @@
-//! A test session: one [`LocalRunner`] driven by commands from anywhere (the headless
+//! A test session: one [`Runner`] (local, or a master) driven by commands from anywhere (the headless
 //! driver, the web UI's `/swarm` and `/stop`, `--autostart`), with its status published for
 //! every reader.
 //!
@@ -8,7 +8,7 @@
 //! is how Locust's `/swarm` edits a running test. The run-time limit is a deadline inside the
 //! actor, so it is cancelled by every `/swarm` and `/stop` as in Locust.
 
-use crate::runner::{LocalRunner, RunnerState};
+use crate::runner::{Runner, RunnerState};
 use crate::task_ratio;
 use crate::user::AnyUserClass;
 use std::collections::BTreeMap;
@@ -71,6 +71,7 @@ pub struct SessionStatus {
 
 enum Command {
     Swarm(SwarmRequest, oneshot::Sender<()>),
+    Rebalance,
     Stop(oneshot::Sender<()>),
     Quit(oneshot::Sender<()>),
 }
@@ -99,6 +100,12 @@ impl SessionHandle {
     /// command waits its turn.
     pub async fn swarm(&self, request: SwarmRequest) -> Result<(), SessionGone> {
         self.ask(|reply| Command::Swarm(request, reply)).await
+    }
+
+    /// Redistributes the current target after workers joined or left (a master calls it);
+    /// nothing happens unless a test is spawning or running. Does not wait.
+    pub fn rebalance(&self) {
+        let _ = self.tx.try_send(Command::Rebalance);
     }
 
     /// Stops the test and waits until every user has ended (honouring `--stop-timeout`).
@@ -148,7 +155,10 @@ impl SessionHandle {
     /// stopping or stopped (Locust's `final_user_classes_count`), else the running users.
     pub fn final_tasks_json(&self) -> serde_json::Value {
         let status = self.status.borrow().clone();
-        let stopped = matches!(status.state, RunnerState::Cleanup | RunnerState::Stopped);
+        let stopped = matches!(
+            status.state,
+            RunnerState::Cleanup | RunnerState::Stopping | RunnerState::Stopped
+        );
         let counts = match status.final_class_counts {
             Some(counts) if stopped => counts,
             _ => status.class_counts,
@@ -169,9 +179,10 @@ impl SessionHandle {
     }
 }
 
-/// Starts the session actor on the current tokio runtime. `host` is `-H` (already checked).
-pub fn spawn_session(
-    mut runner: LocalRunner,
+/// Starts the session actor on the current tokio runtime, driving `runner` (a local runner
+/// or a master). `host` is `-H` (already checked).
+pub fn spawn_session<R: Runner>(
+    mut runner: R,
     host: Option<String>,
 ) -> (SessionHandle, JoinHandle<()>) {
     let classes = Arc::new(runner.all_classes().to_vec());
@@ -225,8 +236,8 @@ pub fn spawn_session(
     )
 }
 
-struct Actor {
-    runner: LocalRunner,
+struct Actor<R> {
+    runner: R,
     rx: mpsc::Receiver<Command>,
     status: Arc<watch::Sender<SessionStatus>>,
     /// The ramp still to finish: target users and rate.
@@ -246,7 +257,7 @@ enum Wake {
 /// How often counts are refreshed while no ramp runs (users may stop by themselves).
 const REFRESH_INTERVAL: Duration = Duration::from_secs(1);
 
-impl Actor {
+impl<R: Runner> Actor<R> {
     async fn run(mut self) {
         loop {
             let wake = self.next_wake().await;
@@ -259,12 +270,27 @@ impl Actor {
                     self.swarm(request);
                     let _ = reply.send(());
                 }
+                Wake::Command(Some(Command::Rebalance)) => {
+                    let ramping = matches!(
+                        self.runner.state(),
+                        RunnerState::Spawning | RunnerState::Running
+                    );
+                    let target = self
+                        .status
+                        .borrow()
+                        .target_users
+                        .zip(self.status.borrow().spawn_rate);
+                    if let (true, Some(target)) = (ramping, target) {
+                        self.ramp = Some(target);
+                    }
+                }
                 Wake::Command(Some(Command::Stop(reply))) => {
                     self.stop(StopCause::Requested).await;
                     let _ = reply.send(());
                 }
                 Wake::Command(Some(Command::Quit(reply))) => {
                     self.stop(StopCause::Requested).await;
+                    self.runner.shutdown().await;
                     self.status.send_modify(|s| s.quit = true);
                     let _ = reply.send(());
                     break;

@@ -120,6 +120,9 @@ pub struct WorkerRow {
     pub cpu_usage: f64,
     /// Resident memory from its last heartbeat, bytes.
     pub memory_usage: u64,
+    /// Hopper extra: the users it runs per class (sent as `user_classes_count` when not
+    /// empty; Locust's rows lack it and its clients ignore unknown keys).
+    pub user_classes_count: std::collections::BTreeMap<String, u64>,
 }
 
 /// The whole `GET /stats/requests` reply, at wall time `now` (which only the current
@@ -208,13 +211,22 @@ pub fn stats_requests_body(
         let list = workers
             .iter()
             .map(|w| {
-                sorted_object(vec![
+                let mut row = vec![
                     ("id".into(), Value::from(w.id.as_str())),
                     ("state".into(), Value::from(w.state.as_str())),
                     ("user_count".into(), Value::from(w.user_count)),
                     ("cpu_usage".into(), Value::from(w.cpu_usage)),
                     ("memory_usage".into(), Value::from(w.memory_usage)),
-                ])
+                ];
+                if !w.user_classes_count.is_empty() {
+                    let classes: serde_json::Map<String, Value> = w
+                        .user_classes_count
+                        .iter()
+                        .map(|(k, v)| (k.clone(), Value::from(*v)))
+                        .collect();
+                    row.push(("user_classes_count".into(), Value::Object(classes)));
+                }
+                sorted_object(row)
             })
             .collect();
         pairs.push(("workers".into(), Value::Array(list)));
@@ -360,6 +372,7 @@ mod tests {
                 user_count,
                 cpu_usage,
                 memory_usage,
+                user_classes_count: Default::default(),
             },
         );
         let mut body = stats_requests_body(

@@ -68,6 +68,25 @@ impl LiveFigures {
     }
 }
 
+/// What a master shows of its workers (absent when not distributed).
+#[derive(Clone)]
+pub struct ClusterInfo {
+    /// Every known worker, missing ones too: the Workers tab and `/stats/requests`.
+    pub workers: Arc<dyn Fn() -> Vec<hopper_stats::web_json::WorkerRow> + Send + Sync>,
+    /// The last log lines of each worker: `/logs`.
+    pub worker_logs: Arc<dyn Fn() -> std::collections::BTreeMap<String, Vec<String>> + Send + Sync>,
+}
+
+impl ClusterInfo {
+    /// Workers that are ready, spawning or running (Locust's `worker_count`).
+    pub fn worker_count(&self) -> usize {
+        (self.workers)()
+            .iter()
+            .filter(|w| matches!(w.state.as_str(), "ready" | "spawning" | "running"))
+            .count()
+    }
+}
+
 /// How to serve.
 #[derive(Debug, Clone, Default)]
 pub struct WebOptions {
@@ -110,6 +129,8 @@ pub(crate) struct AppState {
     pub sessions: auth::Sessions,
     /// Served over HTTPS (session cookies get the `Secure` flag).
     pub tls: bool,
+    /// Set on a master.
+    pub cluster: Option<ClusterInfo>,
 }
 
 /// Checks and normalises `--web-base-path`: it must start with `/` (as Locust requires); a
@@ -139,6 +160,7 @@ pub async fn start(
     live: Arc<LiveFigures>,
     logs: Arc<LogBuffer>,
     info: RunInfo,
+    cluster: Option<ClusterInfo>,
 ) -> Result<WebServer, String> {
     let base_path = normalize_base_path(&options.base_path)?;
     let tls = match &options.tls {
@@ -165,6 +187,7 @@ pub async fn start(
         auth: options.auth,
         sessions: auth::Sessions::default(),
         tls: tls.is_some(),
+        cluster,
     });
     let app = routes::router(state, &base_path);
     let join = tokio::spawn(server::serve(listener, app, tls));

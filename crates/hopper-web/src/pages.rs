@@ -56,7 +56,7 @@ pub(crate) fn index_html(state: &AppState) -> String {
         "base_path": state.base_path,
         "history": history,
         "host": status.host.clone().unwrap_or_default(),
-        "is_distributed": false,
+        "is_distributed": state.cluster.is_some(),
         "is_report": false,
         "locustfile": state.info.locustfile,
         "num_users": status.target_users.or(state.info.num_users),
@@ -69,7 +69,7 @@ pub(crate) fn index_html(state: &AppState) -> String {
         "stats_history_enabled": state.info.full_history_csv.is_some(),
         "user_count": status.user_count,
         "version": env!("CARGO_PKG_VERSION"),
-        "worker_count": 0,
+        "worker_count": state.cluster.as_ref().map_or(0, crate::ClusterInfo::worker_count),
     });
     if let Some(map) = args.as_object_mut() {
         map.sort_keys();

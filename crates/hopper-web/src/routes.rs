@@ -2,7 +2,7 @@
 //! downloads, and the operations endpoints, all under `--web-base-path`.
 
 use crate::auth::{self, SESSION_COOKIE};
-use crate::{metrics, pages, swarm_form, AppState};
+use crate::{metrics, pages, swarm_form, AppState, ClusterInfo};
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -314,13 +314,14 @@ async fn stats_requests(State(state): State<Shared>) -> Response {
     let status = state.session.status();
     let now = hopper_stats::now_epoch();
     let precise = state.live.precise_current();
+    let workers = state.cluster.as_ref().map(|c| (c.workers)());
     let stats = hopper_stats::global().lock();
     let body = web_json::stats_requests_body(
         &stats,
         now,
         &status.state.to_string(),
         status.user_count,
-        None,
+        workers.as_deref(),
         precise,
     );
     drop(stats);
@@ -458,11 +459,17 @@ async fn tasks(State(state): State<Shared>) -> Response {
 }
 
 async fn logs(State(state): State<Shared>) -> Response {
-    jsonify(&json!({"master": state.logs.lines(), "workers": {}}))
+    let workers = state
+        .cluster
+        .as_ref()
+        .map(|c| (c.worker_logs)())
+        .unwrap_or_default();
+    jsonify(&json!({"master": state.logs.lines(), "workers": workers}))
 }
 
-async fn worker_count() -> Response {
-    jsonify(&json!({"worker_count": 0}))
+async fn worker_count(State(state): State<Shared>) -> Response {
+    let count = state.cluster.as_ref().map_or(0, ClusterInfo::worker_count);
+    jsonify(&json!({"worker_count": count}))
 }
 
 async fn metrics_text(State(state): State<Shared>) -> Response {
@@ -475,7 +482,7 @@ async fn metrics_text(State(state): State<Shared>) -> Response {
             state: &state_name,
             user_count: status.user_count,
             class_counts: &status.class_counts,
-            worker_count: 0,
+            worker_count: state.cluster.as_ref().map_or(0, ClusterInfo::worker_count) as u64,
             now: hopper_stats::now_epoch(),
         })
     };

@@ -183,6 +183,10 @@ pub struct Cli {
         help_heading = "Worker options"
     )]
     pub master_port: Option<u16>,
+    /// This worker's id instead of HOSTNAME_RANDOMHEX (Hopper only): the text before the
+    /// first `_` is the machine the dispatcher spreads users over.
+    #[arg(long = "worker-id", value_name = "ID", help_heading = "Worker options")]
+    pub worker_id: Option<String>,
 
     // ---- Tag options
     /// Only run tasks with at least one of these tags.
@@ -311,17 +315,11 @@ fn parse_loglevel(s: &str) -> Result<String, String> {
 impl Cli {
     /// Options that belong to features this build does not have yet, with a plain reason.
     pub fn unavailable(&self) -> Vec<&'static str> {
-        let pairs: [(bool, &'static str); 7] = [
-            (self.master, "--master"),
-            (self.worker, "--worker"),
+        let pairs: [(bool, &'static str); 4] = [
             (self.processes.is_some(), "--processes"),
             (self.class_picker, "--class-picker"),
             (self.config_users.is_some(), "--config-users"),
             (self.equal_weights, "--equal-weights"),
-            (
-                self.expect_workers.is_some() || self.expect_workers_max_wait.is_some(),
-                "--expect-workers",
-            ),
         ];
         let mut out = Vec::new();
         out.extend(pairs.iter().filter(|(on, _)| *on).map(|(_, name)| *name));

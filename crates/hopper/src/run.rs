@@ -6,6 +6,7 @@
 use crate::cli::Cli;
 use crate::demo_target::DemoTarget;
 use crate::stats_loop::StatsLoop;
+use hopper_cluster::{MasterOptions, MasterRunner, WorkerExit, WorkerOptions};
 use hopper_core::{
     spawn_session, AnyUserClass, LocalRunner, RunnerOptions, SessionHandle, SwarmRequest,
 };
@@ -242,20 +243,45 @@ async fn run_test(cli: &Cli, classes: Vec<Arc<dyn AnyUserClass>>) -> i32 {
             .map(|w| w.history_file_path().to_path_buf()),
     };
     tracing::info!(target: "hopper.main", "Starting Hopper {}", env!("CARGO_PKG_VERSION"));
-    let runner = LocalRunner::new(
-        classes,
-        RunnerOptions {
-            host: host.clone(),
+    let runner_options = RunnerOptions {
+        host: host.clone(),
+        stop_timeout: Duration::from_secs(cli.stop_timeout),
+        tags: cli.tags.as_ref().map(|t| t.iter().cloned().collect()),
+        exclude_tags: cli
+            .exclude_tags
+            .as_ref()
+            .map(|t| t.iter().cloned().collect()),
+        reset_stats: cli.reset_stats,
+    };
+    if cli.worker {
+        return run_worker(cli, classes, runner_options, &mut signals).await;
+    }
+    let (session, session_task, cluster) = if cli.master {
+        let options = MasterOptions {
+            bind_host: cli.master_bind_host.clone().unwrap_or_else(|| "*".into()),
+            bind_port: cli.master_bind_port.unwrap_or(5557),
             stop_timeout: Duration::from_secs(cli.stop_timeout),
-            tags: cli.tags.as_ref().map(|t| t.iter().cloned().collect()),
-            exclude_tags: cli
-                .exclude_tags
-                .as_ref()
-                .map(|t| t.iter().cloned().collect()),
             reset_stats: cli.reset_stats,
-        },
-    );
-    let (session, session_task) = spawn_session(runner, host);
+            tags: cli.tags.clone(),
+            exclude_tags: cli.exclude_tags.clone(),
+        };
+        let master = match MasterRunner::bind(classes, host.clone(), options).await {
+            Ok(m) => m,
+            Err(e) => {
+                eprintln!("hopper: {e}");
+                return 1;
+            }
+        };
+        tracing::info!(target: "hopper.main", "Master listening for workers on port {}", master.port());
+        let view = master.view();
+        let slot = master.session_slot();
+        let (session, task) = spawn_session(master, host);
+        slot.set(session.clone());
+        (session, task, Some(view))
+    } else {
+        let (session, task) = spawn_session(LocalRunner::new(classes, runner_options), host);
+        (session, task, None)
+    };
     let live = Arc::new(hopper_web::LiveFigures::default());
     let stats_loop = StatsLoop::start(session.subscribe(), live.clone(), csv);
     let web = if headless {
@@ -268,12 +294,20 @@ async fn run_test(cli: &Cli, classes: Vec<Arc<dyn AnyUserClass>>) -> i32 {
                 return e.code;
             }
         };
+        let cluster_info = cluster.clone().map(|view| {
+            let logs_view = view.clone();
+            hopper_web::ClusterInfo {
+                workers: Arc::new(move || view.workers()),
+                worker_logs: Arc::new(move || logs_view.worker_logs()),
+            }
+        });
         match hopper_web::start(
             options,
             session.clone(),
             live.clone(),
             crate::logging::recent(),
             info.clone(),
+            cluster_info,
         )
         .await
         {
@@ -293,6 +327,28 @@ async fn run_test(cli: &Cli, classes: Vec<Arc<dyn AnyUserClass>>) -> i32 {
     let autostart = headless || cli.autostart;
     // Locust reads `-t 0` as "no limit" (its check is `if options.run_time:`).
     let run_time = cli.run_time.filter(|t| *t > 0).map(Duration::from_secs);
+    if let (Some(view), true) = (&cluster, autostart) {
+        if let Some(expected) = cli.expect_workers.filter(|n| *n > 0) {
+            let wait = cli
+                .expect_workers_max_wait
+                .filter(|s| *s > 0)
+                .map(Duration::from_secs);
+            tokio::select! {
+                ok = wait_for_workers(view, expected as usize, wait) => {
+                    if !ok {
+                        tracing::error!(target: "hopper.main", "Gave up waiting for workers to connect");
+                        let _ = session.quit().await;
+                        return 1;
+                    }
+                }
+                s = signals.next() => {
+                    tracing::info!(target: "hopper.main", "{s} while waiting for workers, shutting down");
+                    let _ = session.quit().await;
+                    return 1;
+                }
+            }
+        }
+    }
     if autostart {
         // The command line's run time is this function's timer, not the session's: the web
         // UI's /swarm and /stop cancel only a run time given through the UI, as in Locust.
@@ -357,6 +413,68 @@ async fn run_test(cli: &Cli, classes: Vec<Arc<dyn AnyUserClass>>) -> i32 {
         _ => {}
     }
     finish(cli).await
+}
+
+/// Waits until `expected` workers are ready (Locust's `--expect-workers`), logging progress
+/// after 5 s; false if `max_wait` passed first.
+async fn wait_for_workers(
+    view: &hopper_cluster::MasterView,
+    expected: usize,
+    max_wait: Option<Duration>,
+) -> bool {
+    let started = tokio::time::Instant::now();
+    loop {
+        let ready = view.ready_count();
+        if ready >= expected {
+            return true;
+        }
+        if max_wait.is_some_and(|w| started.elapsed() > w) {
+            return false;
+        }
+        if started.elapsed() > Duration::from_secs(5) {
+            tracing::info!(target: "hopper.main", "Waiting for workers to be ready, {ready} of {expected} connected");
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// `--worker`: runs the users a master hands out until it says quit. Workers print no
+/// statistics (their numbers go to the master) and ignore `-t`.
+async fn run_worker(
+    cli: &Cli,
+    classes: Vec<Arc<dyn AnyUserClass>>,
+    options: RunnerOptions,
+    signals: &mut Signals,
+) -> i32 {
+    if cli.run_time.is_some() {
+        tracing::debug!(target: "hopper.main", "--run-time specified for a worker node will be ignored.");
+    }
+    let runner = LocalRunner::new(classes, options);
+    let worker_options = WorkerOptions {
+        master_host: cli
+            .master_host
+            .clone()
+            .unwrap_or_else(|| "127.0.0.1".into()),
+        master_port: cli.master_port.unwrap_or(5557),
+        identity: cli.worker_id.clone(),
+    };
+    let recent = crate::logging::recent();
+    let logs: hopper_cluster::worker::LogSource = Arc::new(move || recent.lines());
+    let exit = hopper_cluster::run_worker(runner, worker_options, logs, async {
+        let s = signals.next().await;
+        tracing::info!(target: "hopper.main", "{s}, shutting down");
+    })
+    .await;
+    match exit {
+        WorkerExit::Quit => {
+            if hopper_core::health::unhandled_count() > 0 {
+                2
+            } else {
+                0
+            }
+        }
+        WorkerExit::NoMaster(_) => 1,
+    }
 }
 
 /// Resolves when the test should end by itself, as Locust's `stop_and_optionally_quit`:

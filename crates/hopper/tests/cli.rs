@@ -124,11 +124,11 @@ fn option_not_available_yet_exits_1() {
     let dir = TempDir::new("cli");
     let out = hopper_in(
         dir.path(),
-        &["--headless", "--master", "--csv", "out", "-t", "1s"],
+        &["--headless", "--processes", "2", "--csv", "out", "-t", "1s"],
     );
     out.assert_code(1)
         .assert_stderr_contains("not available")
-        .assert_stderr_contains("--master");
+        .assert_stderr_contains("--processes");
     assert!(
         !dir.path().join("out_stats.csv").exists(),
         "no CSV file may be written"

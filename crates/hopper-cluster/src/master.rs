@@ -1,0 +1,816 @@
+//! The master: runs no users, hands them to workers with Locust's dispatcher, merges their
+//! statistics, and tracks them by heartbeat, speaking Locust 2.47's protocol so Python
+//! `locust --worker` processes and Hopper workers can join alike.
+//!
+//! Two parts share the worker table: [`MasterRunner`] (driven by the session: start, stop)
+//! and a background task that handles every message from workers and checks heartbeats
+//! once a second. Neither holds the table's lock across an `.await`.
+
+use crate::transport::{Incoming, MasterSender, MasterSocket};
+use crate::wire::{self, Message};
+use hopper_core::dispatch::{UserClassSpec, UsersDispatcher};
+use hopper_core::{AnyUserClass, Runner, RunnerObserver, RunnerState, SessionHandle};
+use hopper_stats::web_json::WorkerRow;
+use rmpv::Value;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Heartbeats a worker may miss before it is marked missing (Locust's HEARTBEAT_LIVENESS).
+const HEARTBEAT_LIVENESS: i32 = 3;
+/// A missing worker is forgotten at this count (Locust's HEARTBEAT_DEAD_INTERNAL).
+const HEARTBEAT_DEAD: i32 = -60;
+/// How long the master waits after a ramp for the workers' reported counts to match.
+const SPAWN_REPORT_WAIT: Duration = Duration::from_secs(1);
+/// How long the master waits for workers to confirm a stop, beyond the stop timeout.
+const STOP_CONFIRM_SLACK: Duration = Duration::from_secs(10);
+/// Worker log lines kept per worker for `/logs`.
+const WORKER_LOG_LINES: usize = 500;
+
+/// A worker as the master sees it.
+#[derive(Debug, Clone)]
+struct Node {
+    state: NodeState,
+    heartbeat: i32,
+    cpu_usage: f64,
+    memory_usage: u64,
+    user_classes_count: BTreeMap<String, u64>,
+    user_count: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NodeState {
+    Ready,
+    Spawning,
+    Running,
+    Missing,
+}
+
+impl NodeState {
+    fn name(self) -> &'static str {
+        match self {
+            NodeState::Ready => "ready",
+            NodeState::Spawning => "spawning",
+            NodeState::Running => "running",
+            NodeState::Missing => "missing",
+        }
+    }
+
+    fn from_report(state: &str) -> Option<NodeState> {
+        match state {
+            "ready" => Some(NodeState::Ready),
+            "spawning" => Some(NodeState::Spawning),
+            "running" => Some(NodeState::Running),
+            _ => None,
+        }
+    }
+
+    fn live(self) -> bool {
+        self != NodeState::Missing
+    }
+}
+
+/// What the message task and the runner share.
+struct Shared {
+    nodes: BTreeMap<String, Node>,
+    /// Indexes handed out, never reused while the master lives (Locust's `ack` index).
+    indexes: BTreeMap<String, u64>,
+    state: RunnerState,
+    observer: Option<RunnerObserver>,
+    class_names: Vec<String>,
+    worker_logs: BTreeMap<String, Vec<String>>,
+}
+
+impl Shared {
+    /// Users per class over the workers that count (not missing).
+    fn class_counts(&self) -> BTreeMap<String, usize> {
+        let mut counts: BTreeMap<String, usize> =
+            self.class_names.iter().map(|c| (c.clone(), 0)).collect();
+        for node in self.nodes.values().filter(|n| n.state.live()) {
+            for (class, n) in &node.user_classes_count {
+                *counts.entry(class.clone()).or_default() += *n as usize;
+            }
+        }
+        counts
+    }
+
+    fn user_count(&self) -> u64 {
+        self.nodes
+            .values()
+            .filter(|n| n.state.live())
+            .map(|n| n.user_count)
+            .sum()
+    }
+
+    fn publish(&self) {
+        if let Some(observer) = &self.observer {
+            observer(self.state, &self.class_counts());
+        }
+    }
+
+    fn live_workers(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter(|(_, n)| n.state.live())
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+}
+
+/// How the master was started.
+#[derive(Debug, Clone)]
+pub struct MasterOptions {
+    /// `--master-bind-host` (`*` or empty: every interface).
+    pub bind_host: String,
+    /// `--master-bind-port` (0 picks a free port).
+    pub bind_port: u16,
+    /// `-s`, sent to workers with every spawn.
+    pub stop_timeout: Duration,
+    /// `--reset-stats`: reset after each completed ramp.
+    pub reset_stats: bool,
+    /// `-T` and `-E`, passed to workers in every spawn's options (Locust's workers apply them).
+    pub tags: Option<Vec<String>>,
+    pub exclude_tags: Option<Vec<String>>,
+}
+
+/// The view the web UI needs of the workers.
+#[derive(Clone)]
+pub struct MasterView {
+    shared: Arc<Mutex<Shared>>,
+}
+
+impl MasterView {
+    /// The Workers tab and `/stats/requests` rows, every known worker (missing ones too).
+    pub fn workers(&self) -> Vec<WorkerRow> {
+        let shared = lock(&self.shared);
+        shared
+            .nodes
+            .iter()
+            .map(|(id, n)| WorkerRow {
+                id: id.clone(),
+                state: n.state.name().to_string(),
+                user_count: n.user_count,
+                cpu_usage: n.cpu_usage,
+                memory_usage: n.memory_usage,
+                user_classes_count: n.user_classes_count.clone(),
+            })
+            .collect()
+    }
+
+    /// Workers that are ready, spawning or running (Locust's `worker_count`).
+    pub fn worker_count(&self) -> usize {
+        lock(&self.shared)
+            .nodes
+            .values()
+            .filter(|n| n.state.live())
+            .count()
+    }
+
+    /// Workers in state `ready` (what `--expect-workers` counts).
+    pub fn ready_count(&self) -> usize {
+        lock(&self.shared)
+            .nodes
+            .values()
+            .filter(|n| n.state == NodeState::Ready)
+            .count()
+    }
+
+    /// The last log lines each worker sent.
+    pub fn worker_logs(&self) -> BTreeMap<String, Vec<String>> {
+        lock(&self.shared).worker_logs.clone()
+    }
+}
+
+fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The master's runner.
+pub struct MasterRunner {
+    shared: Arc<Mutex<Shared>>,
+    sender: MasterSender,
+    classes: Vec<Arc<dyn AnyUserClass>>,
+    dispatcher: Option<UsersDispatcher>,
+    host: Option<String>,
+    options: MasterOptions,
+    port: u16,
+    /// Set once the session exists: the message task asks it to redistribute users.
+    session: Arc<OnceLock<SessionHandle>>,
+    _tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl MasterRunner {
+    /// Binds the master port and starts handling workers.
+    pub async fn bind(
+        classes: Vec<Arc<dyn AnyUserClass>>,
+        host: Option<String>,
+        options: MasterOptions,
+    ) -> Result<MasterRunner, String> {
+        let socket = MasterSocket::bind(&options.bind_host, options.bind_port)
+            .await
+            .map_err(|e| e.to_string())?;
+        let port = socket.port();
+        let (sender, incoming) = socket.split();
+        let shared = Arc::new(Mutex::new(Shared {
+            nodes: BTreeMap::new(),
+            indexes: BTreeMap::new(),
+            state: RunnerState::Ready,
+            observer: None,
+            class_names: classes.iter().map(|c| c.name().to_string()).collect(),
+            worker_logs: BTreeMap::new(),
+        }));
+        let session = Arc::new(OnceLock::new());
+        let handler = MessageHandler {
+            shared: shared.clone(),
+            sender: sender.clone(),
+            session: session.clone(),
+        };
+        let tasks = vec![
+            tokio::spawn(handler.clone().receive(incoming)),
+            tokio::spawn(handler.check_heartbeats()),
+        ];
+        Ok(MasterRunner {
+            shared,
+            sender,
+            classes,
+            dispatcher: None,
+            host: host.filter(|h| !h.is_empty()),
+            options,
+            port,
+            session,
+            _tasks: tasks,
+        })
+    }
+
+    /// The port workers connect to.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// What the web UI shows of the workers.
+    pub fn view(&self) -> MasterView {
+        MasterView {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Where the session goes once it exists (the runner moves into it): worker arrivals
+    /// and departures during a test then redistribute users.
+    pub fn session_slot(&self) -> SessionSlot {
+        SessionSlot(self.session.clone())
+    }
+
+    /// Tells every worker to quit and waits briefly for their final statistics.
+    async fn quit_workers(&self) {
+        let ids: Vec<String> = lock(&self.shared).nodes.keys().cloned().collect();
+        for id in &ids {
+            send(&self.sender, "quit", Value::Nil, id);
+        }
+        // Locust sleeps 0.5 s for the final reports; wait for the workers to say goodbye,
+        // a little longer at most.
+        let until = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < until && !lock(&self.shared).nodes.is_empty() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn set_state(&self, state: RunnerState) {
+        let mut shared = lock(&self.shared);
+        shared.state = state;
+        shared.publish();
+    }
+
+    fn specs(&self) -> Vec<UserClassSpec> {
+        self.classes
+            .iter()
+            .map(|c| UserClassSpec {
+                name: c.name().to_string(),
+                weight: c.weight(),
+                fixed_count: c.fixed_count(),
+            })
+            .collect()
+    }
+
+    /// Makes the dispatcher's workers match the live ones.
+    fn sync_workers(&mut self, live: &[String]) {
+        let specs = self.specs();
+        let dispatcher = self
+            .dispatcher
+            .get_or_insert_with(|| UsersDispatcher::new(live, &specs));
+        let known: Vec<String> = dispatcher.workers().map(str::to_string).collect();
+        for id in known.iter().filter(|id| !live.contains(id)) {
+            dispatcher.remove_worker(id);
+        }
+        for id in live.iter().filter(|id| !known.contains(id)) {
+            dispatcher.add_worker(id);
+        }
+    }
+
+    /// The options a worker takes from its master (Locust sends all of them; workers read
+    /// `tags`, `exclude_tags` and the ones they did not set themselves).
+    fn parsed_options(&self) -> Value {
+        let list = |v: &Option<Vec<String>>| match v {
+            Some(items) => Value::Array(items.iter().map(|t| Value::from(t.as_str())).collect()),
+            None => Value::Nil,
+        };
+        Value::Map(vec![
+            (Value::from("tags"), list(&self.options.tags)),
+            (
+                Value::from("exclude_tags"),
+                list(&self.options.exclude_tags),
+            ),
+            (
+                Value::from("stop_timeout"),
+                Value::from(self.options.stop_timeout.as_secs_f64()),
+            ),
+        ])
+    }
+
+    fn send_spawn(&self, worker: &str, counts: &BTreeMap<String, u32>) {
+        let mut all: BTreeMap<String, u64> = self
+            .classes
+            .iter()
+            .map(|c| (c.name().to_string(), 0))
+            .collect();
+        for (class, n) in counts {
+            all.insert(class.clone(), u64::from(*n));
+        }
+        let spawn = wire::Spawn {
+            timestamp: hopper_stats::now_epoch(),
+            user_classes_count: all,
+            host: self.host.clone(),
+            stop_timeout: self.options.stop_timeout.as_secs_f64(),
+            parsed_options: self.parsed_options(),
+        };
+        send(&self.sender, "spawn", spawn.to_value(), worker);
+    }
+}
+
+impl Runner for MasterRunner {
+    async fn start(&mut self, user_count: u32, spawn_rate: f64) {
+        let (state, live) = {
+            let shared = lock(&self.shared);
+            (shared.state, shared.live_workers())
+        };
+        if live.is_empty() {
+            tracing::warn!(target: "hopper.runners", "You can't start a distributed test before at least one worker processes has connected");
+            return;
+        }
+        if matches!(state, RunnerState::Ready | RunnerState::Stopped) {
+            hopper_stats::global().clear_all();
+            self.dispatcher = None;
+        }
+        let workers = live.len() as f64;
+        if spawn_rate / workers > 100.0 {
+            tracing::warn!(target: "hopper.runners", "Your selected spawn rate is very high (>100/worker), and this is known to sometimes cause issues. Do you really need to ramp up that fast?");
+        }
+        self.set_state(RunnerState::Spawning);
+        tracing::info!(
+            target: "hopper.runners",
+            "Sending spawn jobs of {user_count} users at {spawn_rate:.2} spawn rate to {} ready workers",
+            live.len()
+        );
+        self.sync_workers(&live);
+        let Some(dispatcher) = self.dispatcher.as_mut() else {
+            return;
+        };
+        if let Err(e) = dispatcher.new_dispatch(user_count, spawn_rate, None) {
+            tracing::error!(target: "hopper.runners", "Cannot start: {e}");
+            return;
+        }
+        while let Some(distribution) = self
+            .dispatcher
+            .as_mut()
+            .and_then(UsersDispatcher::next_iteration)
+        {
+            for (worker, counts) in &distribution {
+                self.send_spawn(worker, counts);
+            }
+            let delay = self
+                .dispatcher
+                .as_ref()
+                .map_or(Duration::ZERO, UsersDispatcher::delay_before_next);
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+        }
+        // Give the workers a moment to report the counts they now run.
+        let until = Instant::now() + SPAWN_REPORT_WAIT;
+        while Instant::now() < until && lock(&self.shared).user_count() != u64::from(user_count) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let (counts, total, ids) = {
+            let shared = lock(&self.shared);
+            (
+                shared.class_counts(),
+                shared.user_count(),
+                shared.live_workers(),
+            )
+        };
+        self.set_state(RunnerState::Running);
+        for id in &ids {
+            send(
+                &self.sender,
+                "spawning_complete",
+                wire::spawning_complete_for_worker(user_count.into()),
+                id,
+            );
+        }
+        let listed: Vec<String> = counts
+            .iter()
+            .map(|(k, v)| format!("\"{k}\": {v}"))
+            .collect();
+        if total == u64::from(user_count) {
+            tracing::info!(target: "hopper.runners", "All users spawned: {{{}}} ({total} total users)", listed.join(", "));
+        } else {
+            tracing::info!(target: "hopper.runners", "Spawning is complete and report waittime is expired, but not all reports received from workers: {{{}}} ({total} total users)", listed.join(", "));
+        }
+        if self.options.reset_stats {
+            tracing::info!(target: "hopper.runners", "Resetting stats");
+            hopper_stats::global().reset_all();
+        }
+    }
+
+    async fn stop(&mut self) {
+        let ids = {
+            let shared = lock(&self.shared);
+            if matches!(shared.state, RunnerState::Ready | RunnerState::Stopped) {
+                return;
+            }
+            shared.nodes.keys().cloned().collect::<Vec<_>>()
+        };
+        self.set_state(RunnerState::Stopping);
+        self.dispatcher = None;
+        for id in &ids {
+            send(&self.sender, "stop", Value::Nil, id);
+        }
+        // Workers confirm with client_stopped (and come back with client_ready); wait until
+        // none runs users any more.
+        let until = Instant::now() + self.options.stop_timeout + STOP_CONFIRM_SLACK;
+        while Instant::now() < until && lock(&self.shared).user_count() > 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.set_state(RunnerState::Stopped);
+    }
+
+    fn state(&self) -> RunnerState {
+        lock(&self.shared).state
+    }
+
+    fn refresh(&mut self) {
+        lock(&self.shared).publish();
+    }
+
+    fn set_host(&mut self, host: Option<&str>) {
+        self.host = host.filter(|h| !h.is_empty()).map(str::to_string);
+    }
+
+    fn all_classes(&self) -> &[Arc<dyn AnyUserClass>] {
+        &self.classes
+    }
+
+    fn set_observer(&mut self, observer: RunnerObserver) {
+        lock(&self.shared).observer = Some(observer);
+    }
+
+    async fn shutdown(&mut self) {
+        self.quit_workers().await;
+    }
+}
+
+/// See [`MasterRunner::session_slot`].
+pub struct SessionSlot(Arc<OnceLock<SessionHandle>>);
+
+impl SessionSlot {
+    /// Hands over the session driving the master.
+    pub fn set(&self, session: SessionHandle) {
+        let _ = self.0.set(session);
+    }
+}
+
+/// Encodes and queues one message; a worker that vanished just misses it.
+fn send(sender: &MasterSender, kind: &str, data: Value, node_id: &str) {
+    let message = Message {
+        kind: kind.to_string(),
+        data,
+        node_id: node_id.to_string(),
+    };
+    sender.send(node_id, message.encode());
+}
+
+/// Handles what workers send, and their heartbeats.
+#[derive(Clone)]
+struct MessageHandler {
+    shared: Arc<Mutex<Shared>>,
+    sender: MasterSender,
+    session: Arc<OnceLock<SessionHandle>>,
+}
+
+impl MessageHandler {
+    async fn receive(self, mut incoming: tokio::sync::mpsc::Receiver<Incoming>) {
+        while let Some(Incoming { identity, payload }) = incoming.recv().await {
+            match Message::decode(&payload) {
+                Ok(message) => self.handle(&identity, message),
+                Err(e) => {
+                    let known = lock(&self.shared).nodes.contains_key(&identity);
+                    tracing::warn!(target: "hopper.runners", "Dropped a message from {} that could not be read: {e}", clip(&identity));
+                    if known {
+                        // Locust asks a known worker with a garbled frame to reconnect.
+                        send(&self.sender, "reconnect", Value::Nil, &identity);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Redistributes users if a test is on (Locust calls `start` again in that case).
+    fn rebalance(&self) {
+        let running = matches!(
+            lock(&self.shared).state,
+            RunnerState::Spawning | RunnerState::Running
+        );
+        if running {
+            if let Some(session) = self.session.get() {
+                session.rebalance();
+            }
+        }
+    }
+
+    fn handle(&self, identity: &str, message: Message) {
+        // Locust routes by the message's node id; a peer claiming another's id is suspect.
+        let id = identity;
+        if message.node_id != id {
+            tracing::debug!(target: "hopper.runners", "Message from {} names node {}", clip(id), clip(&message.node_id));
+        }
+        match message.kind.as_str() {
+            "client_ready" => self.client_ready(id, &message.data),
+            "heartbeat" => self.heartbeat(id, &message.data),
+            "spawning" => self.with_known(id, |n| n.state = NodeState::Spawning),
+            "spawning_complete" => {
+                let report = wire::SpawningComplete::from_value(&message.data);
+                self.with_known(id, |n| {
+                    n.state = NodeState::Running;
+                    if let Ok(r) = report {
+                        n.user_classes_count = r.user_classes_count;
+                        n.user_count = r.user_count;
+                    }
+                });
+            }
+            "stats" => self.stats(id, &message.data),
+            "exception" => {
+                if let Ok(e) = wire::ExceptionReport::from_value(&message.data) {
+                    if lock(&self.shared).nodes.contains_key(id) {
+                        hopper_stats::global()
+                            .lock()
+                            .log_exception(id, &e.msg, &e.traceback);
+                    }
+                }
+            }
+            "logs" => {
+                if let Ok(logs) = wire::Logs::from_value(&message.data) {
+                    let mut shared = lock(&self.shared);
+                    if shared.nodes.contains_key(id) {
+                        let mut lines = logs.logs;
+                        let excess = lines.len().saturating_sub(WORKER_LOG_LINES);
+                        lines.drain(..excess);
+                        shared.worker_logs.insert(id.to_string(), lines);
+                    }
+                }
+            }
+            "client_stopped" => {
+                let removed = lock(&self.shared).nodes.remove(id).is_some();
+                if removed {
+                    tracing::debug!(target: "hopper.runners", "Removing {id} worker from running workers");
+                    self.after_departure();
+                }
+            }
+            "quit" => {
+                let removed = lock(&self.shared).nodes.remove(id).is_some();
+                if removed {
+                    tracing::info!(target: "hopper.runners", "Worker {id} quit. Remaining workers: {}", lock(&self.shared).live_workers().len());
+                    self.after_departure();
+                }
+            }
+            other => {
+                tracing::warn!(target: "hopper.runners", "Unknown message type '{}' from worker {}", clip(other), clip(id));
+            }
+        }
+    }
+
+    fn with_known(&self, id: &str, update: impl FnOnce(&mut Node)) {
+        let mut shared = lock(&self.shared);
+        match shared.nodes.get_mut(id) {
+            Some(node) => {
+                update(node);
+                shared.publish();
+            }
+            None => {
+                drop(shared);
+                // Locust tells an unknown worker that claims to spawn to quit.
+                send(&self.sender, "quit", Value::Nil, id);
+            }
+        }
+    }
+
+    fn client_ready(&self, id: &str, data: &Value) {
+        let version = match wire::client_ready_version(data) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!(target: "hopper.runners", "A worker ({}) running a pre 2.0 version or sending no version connected: {e}. It is ignored.", clip(id));
+                return;
+            }
+        };
+        let ours = wire::PROTOCOL_VERSION;
+        match version.as_deref() {
+            None => {}
+            Some(v) if v == ours => {}
+            Some(v) if v.get(..4) == ours.get(..4) => {
+                tracing::debug!(target: "hopper.runners", "A worker ({id}) running a different patch version ({v}) connected, master version is {ours}");
+            }
+            Some(v) => {
+                tracing::warn!(target: "hopper.runners", "A worker ({id}) running a different version ({}) connected, master version is {ours}", clip(v));
+            }
+        }
+        let hopper = version.as_deref().is_some_and(wire::is_hopper_version);
+        if !hopper {
+            tracing::debug!(target: "hopper.runners", "Worker {id} is not a Hopper worker: its precise percentiles are approximated from Locust's buckets");
+        }
+        let (index, count) = {
+            let mut shared = lock(&self.shared);
+            let next = shared.indexes.len() as u64;
+            let index = *shared.indexes.entry(id.to_string()).or_insert(next);
+            // A known id connecting again replaces its node, as in Locust.
+            shared.nodes.insert(
+                id.to_string(),
+                Node {
+                    state: NodeState::Ready,
+                    heartbeat: HEARTBEAT_LIVENESS,
+                    cpu_usage: 0.0,
+                    memory_usage: 0,
+                    user_classes_count: BTreeMap::new(),
+                    user_count: 0,
+                },
+            );
+            shared.publish();
+            (index, shared.live_workers().len())
+        };
+        let ack = wire::Ack {
+            index,
+            hopper: Some(env!("CARGO_PKG_VERSION").to_string()),
+        };
+        send(&self.sender, "ack", ack.to_value(), id);
+        tracing::info!(target: "hopper.runners", "{id} (index {index}) reported as ready. {count} workers connected.");
+        self.rebalance();
+    }
+
+    fn heartbeat(&self, id: &str, data: &Value) {
+        let beat = wire::Heartbeat::from_value(data);
+        let healed = {
+            let mut shared = lock(&self.shared);
+            let Some(node) = shared.nodes.get_mut(id) else {
+                return;
+            };
+            let was_missing = node.state == NodeState::Missing;
+            node.heartbeat = HEARTBEAT_LIVENESS;
+            if let Ok(beat) = beat {
+                if let Some(state) = NodeState::from_report(&beat.state) {
+                    node.state = state;
+                }
+                node.cpu_usage = beat.current_cpu_usage;
+                node.memory_usage = beat.current_memory_usage;
+            } else if was_missing {
+                node.state = NodeState::Ready;
+            }
+            shared.publish();
+            was_missing
+        };
+        send(&self.sender, "heartbeat", Value::Nil, id);
+        if healed {
+            tracing::info!(target: "hopper.runners", "Worker {id} self-healed with heartbeat, setting state to {}.", lock(&self.shared).nodes.get(id).map_or("ready", |n| n.state.name()));
+            self.rebalance();
+        }
+    }
+
+    fn stats(&self, id: &str, data: &Value) {
+        if !lock(&self.shared).nodes.contains_key(id) {
+            tracing::debug!(target: "hopper.runners", "Discarded report from unrecognized worker {}", clip(id));
+            return;
+        }
+        let mut report = match wire::StatsReport::from_value(data) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(target: "hopper.runners", "Dropped a stats report from {} that could not be read: {e}", clip(id));
+                return;
+            }
+        };
+        if report.hdr.is_none() {
+            // A Locust worker sends only the rounded buckets: the precise histograms get
+            // their share from those, so percentiles over mixed workers stay whole.
+            for entry in report
+                .report
+                .stats
+                .iter_mut()
+                .chain(std::iter::once(&mut report.report.stats_total))
+            {
+                if entry.hdr.is_empty() && entry.num_requests > 0 {
+                    entry.hdr = wire::approximate_hdr_from_buckets(entry);
+                }
+            }
+        }
+        hopper_stats::global()
+            .lock()
+            .merge_worker_report(&report.report);
+        let mut shared = lock(&self.shared);
+        if let Some(node) = shared.nodes.get_mut(id) {
+            node.user_classes_count = report.user_classes_count;
+            node.user_count = report.user_count;
+        }
+        shared.publish();
+    }
+
+    fn after_departure(&self) {
+        let (running, live) = {
+            let shared = lock(&self.shared);
+            shared.publish();
+            (
+                matches!(shared.state, RunnerState::Spawning | RunnerState::Running),
+                shared.live_workers().len(),
+            )
+        };
+        if !running {
+            return;
+        }
+        if live == 0 {
+            tracing::info!(target: "hopper.runners", "The last worker quit, stopping test.");
+            if let Some(session) = self.session.get().cloned() {
+                tokio::spawn(async move {
+                    let _ = session.stop().await;
+                });
+            }
+        } else {
+            self.rebalance();
+        }
+    }
+
+    /// Once a second: count down every worker's heartbeat credit, mark silent ones missing
+    /// (their users go to the others at once: Hopper rebalances without waiting 60 s) and
+    /// forget those missing for a minute.
+    async fn check_heartbeats(self) {
+        let mut ticker = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            ticker.tick().await;
+            let mut went_missing = Vec::new();
+            let (running, live) = {
+                let mut shared = lock(&self.shared);
+                let mut dead = Vec::new();
+                for (id, node) in shared.nodes.iter_mut() {
+                    if node.heartbeat < 0 && node.state != NodeState::Missing {
+                        node.state = NodeState::Missing;
+                        node.user_count = 0;
+                        node.user_classes_count.clear();
+                        went_missing.push(id.clone());
+                    }
+                    node.heartbeat -= 1;
+                    if node.heartbeat <= HEARTBEAT_DEAD {
+                        dead.push(id.clone());
+                    }
+                }
+                for id in &dead {
+                    shared.nodes.remove(id);
+                }
+                if !went_missing.is_empty() || !dead.is_empty() {
+                    shared.publish();
+                }
+                (
+                    matches!(shared.state, RunnerState::Spawning | RunnerState::Running),
+                    shared.live_workers().len(),
+                )
+            };
+            for id in &went_missing {
+                tracing::info!(target: "hopper.runners", "Worker {id} failed to send heartbeat, setting state to missing.");
+            }
+            if went_missing.is_empty() || !running {
+                continue;
+            }
+            if live == 0 {
+                tracing::info!(target: "hopper.runners", "The last worker went missing, stopping test.");
+                if let Some(session) = self.session.get().cloned() {
+                    tokio::spawn(async move {
+                        let _ = session.stop().await;
+                    });
+                }
+            } else {
+                self.rebalance();
+            }
+        }
+    }
+}
+
+/// A peer-supplied string shortened for log lines.
+fn clip(text: &str) -> String {
+    match text.char_indices().nth(80) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
+    }
+}
