@@ -303,6 +303,10 @@ impl Worker {
         if let Some(host) = spawn.host.as_deref().filter(|h| !h.is_empty()) {
             runner.set_host(Some(host));
         }
+        // Locust's workers take the master's tags (they apply when a test starts).
+        if let Some((tags, exclude)) = tags_from_options(&spawn.parsed_options) {
+            runner.set_tags(tags, exclude);
+        }
         self.stop_timeout = Duration::from_secs_f64(spawn.stop_timeout.max(0.0));
         runner.set_stop_timeout(self.stop_timeout);
         let counts: BTreeMap<String, u32> = spawn
@@ -374,4 +378,33 @@ impl Worker {
         };
         self.send(tx, "logs", logs.to_value());
     }
+}
+
+/// `tags` and `exclude_tags` from a spawn's options, when the master sent them (a list, or
+/// nil for none).
+#[allow(clippy::type_complexity)]
+fn tags_from_options(
+    options: &Value,
+) -> Option<(
+    Option<std::collections::BTreeSet<String>>,
+    Option<std::collections::BTreeSet<String>>,
+)> {
+    let map = options.as_map()?;
+    let get = |name: &str| {
+        map.iter()
+            .find(|(k, _)| k.as_str() == Some(name))
+            .map(|(_, v)| v)
+    };
+    let list = |v: Option<&Value>| -> Option<std::collections::BTreeSet<String>> {
+        v?.as_array().map(|items| {
+            items
+                .iter()
+                .filter_map(|t| t.as_str().map(str::to_string))
+                .collect()
+        })
+    };
+    if get("tags").is_none() && get("exclude_tags").is_none() {
+        return None;
+    }
+    Some((list(get("tags")), list(get("exclude_tags"))))
 }

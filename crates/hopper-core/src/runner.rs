@@ -282,6 +282,16 @@ impl LocalRunner {
         }
     }
 
+    /// Sets `-T`/`-E` for the next test (a worker takes its master's).
+    pub fn set_tags(
+        &mut self,
+        tags: Option<BTreeSet<String>>,
+        exclude_tags: Option<BTreeSet<String>>,
+    ) {
+        self.options.tags = tags;
+        self.options.exclude_tags = exclude_tags;
+    }
+
     /// Sets `--stop-timeout` for users retired from now on (a worker gets it from its master).
     pub fn set_stop_timeout(&mut self, timeout: Duration) {
         self.options.stop_timeout = timeout;
