@@ -245,7 +245,12 @@ impl Worker {
                         "spawn" => self.spawn(runner, tx, &message.data),
                         "spawning_complete" => {}
                         "stop" => {
-                            runner.stop().await;
+                            if let Some(ended) = self
+                                .stop_keeping_contact(runner, tx, &mut rx, &mut last_master_heartbeat)
+                                .await
+                            {
+                                return ended;
+                            }
                             self.send(tx, "client_stopped", Value::Nil);
                             self.send(tx, "client_ready", Value::from(wire::WORKER_VERSION));
                         }
@@ -284,6 +289,59 @@ impl Worker {
                 _ = logs.tick() => self.ship_logs(tx),
             }
         }
+    }
+
+    /// Stops the users (which may take the stop timeout) while still sending heartbeats and
+    /// hearing the master's, so the master does not take a slow stop for a dead worker.
+    /// Returns how the session ended if the connection was lost meanwhile.
+    async fn stop_keeping_contact(
+        &mut self,
+        runner: &mut LocalRunner,
+        tx: &WorkerSender,
+        rx: &mut WorkerReceiver,
+        last_master_heartbeat: &mut Instant,
+    ) -> Option<Ended> {
+        let mut heartbeat = tokio::time::interval(HEARTBEAT_INTERVAL);
+        let mut quit = false;
+        {
+            let stopping = runner.stop();
+            tokio::pin!(stopping);
+            loop {
+                tokio::select! {
+                    _ = &mut stopping => break,
+                    _ = heartbeat.tick() => {
+                        // Locust's workers report `running` until they register again.
+                        let (cpu, memory) = self.usage.sample();
+                        let beat = wire::Heartbeat {
+                            state: "running".to_string(),
+                            current_cpu_usage: cpu,
+                            current_memory_usage: memory,
+                        };
+                        self.send(tx, "heartbeat", beat.to_value());
+                    }
+                    received = rx.recv() => match received {
+                        Ok(payload) => match Message::decode(&payload).map(|m| m.kind) {
+                            Ok(kind) if kind == "heartbeat" => *last_master_heartbeat = Instant::now(),
+                            // A quit while stopping is honoured once the users have ended.
+                            Ok(kind) if kind == "quit" => quit = true,
+                            _ => {}
+                        },
+                        Err(e) => {
+                            stopping.await;
+                            return Some(Ended::Lost(e.to_string()));
+                        }
+                    },
+                }
+            }
+        }
+        if quit {
+            tracing::info!(target: "hopper.worker", "Got quit message from master, shutting down...");
+            self.report(runner, tx).await;
+            self.send(tx, "quit", Value::Nil);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            return Some(Ended::Quit);
+        }
+        None
     }
 
     fn spawn(&mut self, runner: &mut LocalRunner, tx: &WorkerSender, data: &Value) {
