@@ -25,6 +25,8 @@ const HEARTBEAT_DEAD: i32 = -60;
 const SPAWN_REPORT_WAIT: Duration = Duration::from_secs(1);
 /// How long the master waits for workers to confirm a stop, beyond the stop timeout.
 const STOP_CONFIRM_SLACK: Duration = Duration::from_secs(10);
+/// How long the master waits for workers to confirm a quit, beyond the stop timeout.
+const QUIT_SLACK: Duration = Duration::from_secs(3);
 /// Worker log lines kept per worker for `/logs`.
 const WORKER_LOG_LINES: usize = 500;
 
@@ -261,17 +263,21 @@ impl MasterRunner {
         SessionSlot(self.session.clone())
     }
 
-    /// Tells every worker to quit and waits briefly for their final statistics.
+    /// Tells every worker to quit and waits for their goodbyes (each sends its final
+    /// statistics first): as long as their users may take to stop, plus a little. Locust
+    /// only sleeps 0.5 s.
     async fn quit_workers(&self) {
         let ids: Vec<String> = lock(&self.shared).nodes.keys().cloned().collect();
         for id in &ids {
             send(&self.sender, "quit", Value::Nil, id);
         }
-        // Locust sleeps 0.5 s for the final reports; wait for the workers to say goodbye,
-        // a little longer at most.
-        let until = Instant::now() + Duration::from_secs(2);
+        let until = Instant::now() + self.options.stop_timeout + QUIT_SLACK;
         while Instant::now() < until && !lock(&self.shared).nodes.is_empty() {
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let left = lock(&self.shared).nodes.len();
+        if left > 0 {
+            tracing::warn!(target: "hopper.runners", "{left} workers did not confirm the quit; their last statistics may be missing");
         }
     }
 
@@ -474,8 +480,17 @@ impl Runner for MasterRunner {
         lock(&self.shared).observer = Some(observer);
     }
 
-    async fn shutdown(&mut self) {
+    async fn quit(&mut self) {
+        let running = !matches!(
+            lock(&self.shared).state,
+            RunnerState::Ready | RunnerState::Stopped
+        );
+        if running {
+            self.set_state(RunnerState::Stopping);
+        }
+        self.dispatcher = None;
         self.quit_workers().await;
+        self.set_state(RunnerState::Stopped);
     }
 }
 

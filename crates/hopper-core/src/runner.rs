@@ -83,10 +83,11 @@ pub trait Runner: Send + 'static {
     fn all_classes(&self) -> &[Arc<dyn AnyUserClass>];
     /// Registers the state/count observer.
     fn set_observer(&mut self, observer: RunnerObserver);
-    /// Last words before the process ends, after [`Runner::stop`] (a master tells its
-    /// workers to quit and waits for their final reports).
-    fn shutdown(&mut self) -> impl Future<Output = ()> + Send {
-        async {}
+    /// Stops for good: the process is ending. A local runner just stops; a master tells its
+    /// workers to quit (without a stop first, as Locust does, so none is left out) and waits
+    /// for their final reports.
+    fn quit(&mut self) -> impl Future<Output = ()> + Send {
+        self.stop()
     }
 }
 

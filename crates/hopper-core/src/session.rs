@@ -289,8 +289,7 @@ impl<R: Runner> Actor<R> {
                     let _ = reply.send(());
                 }
                 Wake::Command(Some(Command::Quit(reply))) => {
-                    self.stop(StopCause::Requested).await;
-                    self.runner.shutdown().await;
+                    self.end_test(StopCause::Requested, true).await;
                     self.status.send_modify(|s| s.quit = true);
                     let _ = reply.send(());
                     break;
@@ -364,6 +363,11 @@ impl<R: Runner> Actor<R> {
     }
 
     async fn stop(&mut self, cause: StopCause) {
+        self.end_test(cause, false).await;
+    }
+
+    /// Stops the test (`quit`: for good, the process is ending) and records how it ended.
+    async fn end_test(&mut self, cause: StopCause, quit: bool) {
         self.ramp = None;
         self.deadline = None;
         let was_running = !matches!(
@@ -375,7 +379,11 @@ impl<R: Runner> Actor<R> {
             self.status
                 .send_modify(|s| s.final_class_counts = Some(counts));
         }
-        self.runner.stop().await;
+        if quit {
+            self.runner.quit().await;
+        } else {
+            self.runner.stop().await;
+        }
         if was_running {
             let now = hopper_stats::now_epoch();
             self.status.send_modify(|s| {
