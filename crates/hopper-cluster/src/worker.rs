@@ -4,7 +4,9 @@
 //!
 //! Unlike Locust's workers it survives its master: when the connection breaks or the
 //! master stops answering heartbeats it reconnects with the same identity and announces
-//! itself again, and it stops its users by itself after 60 s without a master.
+//! itself again. Its users keep running while it has no master, for 60 s at most; when it
+//! registers again it stops them first (a registering worker is idle to a master, which
+//! hands users out again if a test is on).
 
 use crate::proc_stats::ProcessUsage;
 use crate::transport::{WorkerReceiver, WorkerSender, WorkerSocket};
@@ -135,7 +137,7 @@ impl Worker {
         let mut failures = 0u32;
         let mut silent_since: Option<Instant> = None;
         loop {
-            match self.connect().await {
+            match self.connect(runner).await {
                 Ok((tx, rx, index)) => {
                     failures = 0;
                     tracing::info!(target: "hopper.worker", "Connected to master {}:{} as worker {} (index {index})", self.options.master_host, self.options.master_port, self.identity);
@@ -173,8 +175,13 @@ impl Worker {
         }
     }
 
-    /// Opens the socket and registers: `client_ready` until `ack`.
-    async fn connect(&mut self) -> Result<(WorkerSender, WorkerReceiver, u64), String> {
+    /// Opens the socket and registers: `client_ready` until `ack`. Users still running from
+    /// a lost master are stopped first: `client_ready` tells a master this worker is idle,
+    /// and a new master would otherwise count on users it never asked for.
+    async fn connect(
+        &mut self,
+        runner: &mut LocalRunner,
+    ) -> Result<(WorkerSender, WorkerReceiver, u64), String> {
         let socket = WorkerSocket::connect(
             &self.options.master_host,
             self.options.master_port,
@@ -183,6 +190,10 @@ impl Worker {
         )
         .await
         .map_err(|e| e.to_string())?;
+        if !matches!(runner.state(), RunnerState::Ready | RunnerState::Stopped) {
+            tracing::info!(target: "hopper.worker", "Stopping the users of the lost master before registering again");
+            runner.stop().await;
+        }
         let (tx, mut rx) = socket.split();
         self.send(&tx, "client_ready", Value::from(wire::WORKER_VERSION));
         let until = Instant::now() + CONNECT_TIMEOUT;
