@@ -709,7 +709,7 @@ impl MessageHandler {
 
     fn stats(&self, id: &str, data: &Value) {
         if !lock(&self.shared).nodes.contains_key(id) {
-            tracing::debug!(target: "hopper.runners", "Discarded report from unrecognized worker {}", clip(id));
+            tracing::warn!(target: "hopper.runners", "Discarded a stats report from unrecognized worker {} (it has not sent client_ready)", clip(id));
             return;
         }
         let mut report = match wire::StatsReport::from_value(data) {

@@ -36,7 +36,7 @@ export const CSV_HEADERS = {
  * { url, pid, output(), exited(), kill() }; kill() sends SIGTERM to that PID, then SIGKILL after
  * 10 s, and resolves once it has exited. If it never reports, it is killed by its PID.
  */
-async function spawnUntil(bin, args, pattern, { timeoutMs = 30000, what = bin } = {}) {
+export async function spawnUntil(bin, args, pattern, { timeoutMs = 30000, what = bin } = {}) {
   const proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_BACKTRACE: '1' } });
   let output = '';
   let exited = null;
