@@ -23,12 +23,26 @@
 //! for byte to the crate's ROUTER on an internal `127.0.0.1` port. A connection that breaks the
 //! rules is closed before the ROUTER sees the offending bytes; the ROUTER and every other peer
 //! carry on. ZeroMQ peers (pyzmq, libzmq, this crate) see an ordinary ROUTER.
+//!
+//! # One connection per identity
+//!
+//! When a peer connects with the routing identity of a peer it already has, the crate's ROUTER
+//! drops the old peer for the new one; libzmq's (Locust's) keeps the old one and ignores the
+//! newcomer (`ZMQ_ROUTER_HANDOVER` is off by default). With the crate's behaviour two workers
+//! started with the same `--worker-id` would take the identity from each other in a loop. So the
+//! guard reads the `Identity` property of each peer's READY command and refuses (closes) a
+//! connection whose identity another guarded connection already holds, before the ROUTER sees
+//! that READY. An identity is held from its READY until the ROUTER has let go of the peer after
+//! the connection ended, for whatever reason; a worker whose old connection is not closed yet is
+//! refused and gets in on a later attempt. Anonymous peers (no identity) are not affected.
 
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU16, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -76,6 +90,15 @@ const INCOMING_CAPACITY: usize = 4096;
 
 /// Read buffer of each guarded connection.
 const GUARD_BUFFER: usize = 8 * 1024;
+
+/// After a connection that held an identity ends, how long the guard waits for the ROUTER to
+/// let go of the peer before it frees the identity anyway (the ROUTER normally takes
+/// microseconds; it only lags when the master does not read its messages).
+const ROUTER_RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Refused connections for one live identity are logged as warnings at most this often (a
+/// libzmq worker retries every 100 ms); the others at debug level.
+const DUPLICATE_WARN_INTERVAL: Duration = Duration::from_secs(10);
 
 /// What went wrong in the transport, naming the address involved.
 #[derive(Debug)]
@@ -466,6 +489,7 @@ async fn router_send_loop(
 /// Accepts peers on the public port and guards each connection.
 async fn accept_loop(listener: TcpListener, internal_port: Arc<AtomicU16>) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let live = LiveIdentities::default();
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
@@ -477,8 +501,9 @@ async fn accept_loop(listener: TcpListener, internal_port: Arc<AtomicU16>) {
                     continue;
                 };
                 let port = internal_port.load(Ordering::Acquire);
+                let live = live.clone();
                 tokio::spawn(async move {
-                    guard_connection(stream, peer, port).await;
+                    guard_connection(stream, peer, port, &live).await;
                     drop(slot);
                 });
             }
@@ -491,7 +516,71 @@ async fn accept_loop(listener: TcpListener, internal_port: Arc<AtomicU16>) {
     }
 }
 
-async fn guard_connection(external: TcpStream, peer: SocketAddr, internal_port: u16) {
+/// The identities of the guarded connections that got past their READY command, so that a
+/// second connection with the same identity is refused instead of replacing the first one in
+/// the ROUTER. Each maps to when a refusal was last logged as a warning.
+#[derive(Clone, Default)]
+struct LiveIdentities {
+    live: Arc<Mutex<HashMap<Vec<u8>, Option<Instant>>>>,
+}
+
+impl LiveIdentities {
+    /// Takes `identity` for one connection until the returned claim is dropped. `Err(warn)` if
+    /// another connection holds it; `warn` says whether this refusal deserves a warning.
+    fn claim(&self, identity: &[u8]) -> Result<IdentityClaim, bool> {
+        let mut live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
+        match live.entry(identity.to_vec()) {
+            Entry::Vacant(slot) => {
+                slot.insert(None);
+                Ok(IdentityClaim {
+                    live: self.clone(),
+                    identity: identity.to_vec(),
+                })
+            }
+            Entry::Occupied(mut slot) => {
+                let now = Instant::now();
+                let warn = slot
+                    .get()
+                    .is_none_or(|last| now.duration_since(last) >= DUPLICATE_WARN_INTERVAL);
+                if warn {
+                    slot.insert(Some(now));
+                }
+                Err(warn)
+            }
+        }
+    }
+
+    #[cfg(test)]
+    fn is_live(&self, identity: &[u8]) -> bool {
+        self.live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(identity)
+    }
+}
+
+/// One connection's hold on its identity; dropping it frees the identity.
+struct IdentityClaim {
+    live: LiveIdentities,
+    identity: Vec<u8>,
+}
+
+impl Drop for IdentityClaim {
+    fn drop(&mut self) {
+        self.live
+            .live
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.identity);
+    }
+}
+
+async fn guard_connection(
+    external: TcpStream,
+    peer: SocketAddr,
+    internal_port: u16,
+    live: &LiveIdentities,
+) {
     let _ = external.set_nodelay(true);
     let internal = match tokio::time::timeout(
         Duration::from_secs(2),
@@ -512,21 +601,78 @@ async fn guard_connection(external: TcpStream, peer: SocketAddr, internal_port: 
     let _ = internal.set_nodelay(true);
     let (mut ext_read, mut ext_write) = external.into_split();
     let (mut int_read, mut int_write) = internal.into_split();
-    let inbound = forward_checked(&mut ext_read, &mut int_write);
-    let outbound = tokio::io::copy(&mut int_read, &mut ext_write);
-    tokio::select! {
-        result = inbound => match result {
-            Ok(()) => tracing::debug!(target: LOG_TARGET, "{peer} disconnected"),
-            Err(GuardError::Handshake(reason)) => {
-                tracing::debug!(target: LOG_TARGET, "closed the connection from {peer}: {reason}");
+    // Set by `forward_checked` once the READY has passed; dropping it frees the identity, so
+    // it is freed however this function ends (even if its task is dropped).
+    let mut claim: Option<IdentityClaim> = None;
+    let router_closed = {
+        let inbound = forward_checked(&mut ext_read, &mut int_write, live, &mut claim);
+        let outbound = tokio::io::copy(&mut int_read, &mut ext_write);
+        tokio::select! {
+            result = inbound => {
+                match result {
+                    Ok(()) => tracing::debug!(target: LOG_TARGET, "{peer} disconnected"),
+                    Err(GuardError::Handshake(reason)) => {
+                        tracing::debug!(target: LOG_TARGET, "closed the connection from {peer}: {reason}");
+                    }
+                    Err(GuardError::Violation(reason)) => {
+                        tracing::warn!(target: LOG_TARGET, "closed the connection from {peer}: {reason}");
+                    }
+                    Err(GuardError::Duplicate { identity, warn }) => {
+                        let identity = String::from_utf8_lossy(&identity);
+                        if warn {
+                            tracing::warn!(
+                                target: LOG_TARGET,
+                                "refused a connection from {peer}: a worker with identity {identity:?} \
+                                 is already connected (two workers with the same --worker-id, or the \
+                                 old connection of a restarted worker that has not closed yet)"
+                            );
+                        } else {
+                            tracing::debug!(
+                                target: LOG_TARGET,
+                                "refused a connection from {peer}: identity {identity:?} is already connected"
+                            );
+                        }
+                    }
+                    Err(GuardError::Io(e)) => tracing::debug!(target: LOG_TARGET, "connection from {peer} failed: {e}"),
+                }
+                false
             }
-            Err(GuardError::Violation(reason)) => {
-                tracing::warn!(target: LOG_TARGET, "closed the connection from {peer}: {reason}");
+            result = outbound => {
+                tracing::debug!(target: LOG_TARGET, "the ROUTER closed the connection from {peer}");
+                // Ok: the ROUTER closed its side. Err: that, or the peer is gone.
+                result.is_ok()
             }
-            Err(GuardError::Io(e)) => tracing::debug!(target: LOG_TARGET, "connection from {peer} failed: {e}"),
-        },
-        _ = outbound => tracing::debug!(target: LOG_TARGET, "the ROUTER closed the connection from {peer}"),
+        }
+    };
+    drop((ext_read, ext_write));
+    let Some(claim) = claim else {
+        return;
+    };
+    if !router_closed {
+        // The ROUTER still has the peer under this identity. Freeing the identity now would let
+        // a newcomer's READY reach the ROUTER first, and the crate's ROUTER would then drop the
+        // newcomer when it notices the old connection ending (it forgets peers by identity).
+        // So end our side and wait for the ROUTER to close its side: it does that only after
+        // it has forgotten the peer.
+        drop(int_write);
+        let mut buf = [0u8; 1024];
+        let closed = tokio::time::timeout(ROUTER_RELEASE_TIMEOUT, async {
+            while let Ok(n) = int_read.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        })
+        .await;
+        if closed.is_err() {
+            tracing::debug!(
+                target: LOG_TARGET,
+                "the ROUTER did not let go of {peer} within {} s; freeing its identity anyway",
+                ROUTER_RELEASE_TIMEOUT.as_secs()
+            );
+        }
     }
+    drop(claim);
 }
 
 #[derive(Debug)]
@@ -535,13 +681,23 @@ enum GuardError {
     Handshake(String),
     /// After the handshake: a ZeroMQ peer broke the limits.
     Violation(String),
+    /// The peer's identity belongs to another live connection.
+    Duplicate {
+        identity: Vec<u8>,
+        /// Whether to log the refusal as a warning (else at debug level).
+        warn: bool,
+    },
     Io(std::io::Error),
 }
 
 /// Copies peer bytes to the ROUTER, checking every ZMTP frame header before the ROUTER sees it.
+/// The identity of the peer's READY command is claimed in `live` (into `claim`) before the
+/// ROUTER sees the end of that command; a live identity ends the connection instead.
 async fn forward_checked(
     from: &mut tokio::net::tcp::OwnedReadHalf,
     to: &mut tokio::net::tcp::OwnedWriteHalf,
+    live: &LiveIdentities,
+    claim: &mut Option<IdentityClaim>,
 ) -> Result<(), GuardError> {
     let deadline = tokio::time::Instant::now() + HANDSHAKE_TIMEOUT;
     let mut checker = ZmtpChecker::default();
@@ -565,6 +721,14 @@ async fn forward_checked(
             return Ok(());
         }
         checker.feed(&buf[..n])?;
+        if let Some(identity) = checker.ready_identity.take() {
+            if !identity.is_empty() {
+                match live.claim(&identity) {
+                    Ok(held) => *claim = Some(held),
+                    Err(warn) => return Err(GuardError::Duplicate { identity, warn }),
+                }
+            }
+        }
         to.write_all(&buf[..n]).await.map_err(GuardError::Io)?;
     }
 }
@@ -593,6 +757,10 @@ struct ZmtpChecker {
     handshake_done: bool,
     message_frames: usize,
     message_bytes: u64,
+    /// The body of the first command (READY) so far.
+    ready: Vec<u8>,
+    /// The identity the READY command announced (empty: none), until taken.
+    ready_identity: Option<Vec<u8>>,
 }
 
 impl Default for ZmtpChecker {
@@ -602,6 +770,8 @@ impl Default for ZmtpChecker {
             handshake_done: false,
             message_frames: 0,
             message_bytes: 0,
+            ready: Vec::new(),
+            ready_identity: None,
         }
     }
 }
@@ -681,16 +851,21 @@ impl ZmtpChecker {
                         remaining: value,
                     };
                     if value == 0 {
-                        self.end_frame(flags);
+                        self.end_frame(flags)?;
                     }
                 }
                 CheckState::Body { flags, remaining } => {
                     let take = remaining.min(data.len() as u64);
-                    data = &data[take as usize..];
+                    let (body, rest) = data.split_at(take as usize);
+                    data = rest;
+                    if flags & FLAG_COMMAND != 0 && !self.handshake_done {
+                        // At most MAX_COMMAND_SIZE bytes (checked in the header).
+                        self.ready.extend_from_slice(body);
+                    }
                     let remaining = remaining - take;
                     self.state = CheckState::Body { flags, remaining };
                     if remaining == 0 {
-                        self.end_frame(flags);
+                        self.end_frame(flags)?;
                     }
                 }
             }
@@ -721,15 +896,70 @@ impl ZmtpChecker {
         Ok(())
     }
 
-    fn end_frame(&mut self, flags: u8) {
+    fn end_frame(&mut self, flags: u8) -> Result<(), GuardError> {
         if flags & FLAG_COMMAND != 0 {
-            self.handshake_done = true;
+            if !self.handshake_done {
+                let ready = std::mem::take(&mut self.ready);
+                let identity = ready_identity(&ready).map_err(|reason| self.reject(reason))?;
+                self.ready_identity = Some(identity);
+                self.handshake_done = true;
+            }
         } else if flags & FLAG_MORE == 0 {
             self.message_frames = 0;
             self.message_bytes = 0;
         }
         self.state = CheckState::Flags;
+        Ok(())
     }
+}
+
+/// The routing identity announced by the body of a peer's first command, which must be a
+/// well-formed READY: the command name, then properties (1-byte name length, name, 4-byte
+/// big-endian value length, value). Property names are case-insensitive (ZMTP 3.0); empty if
+/// there is no `Identity`. The ROUTER rejects whatever this rejects, so nothing is lost.
+fn ready_identity(body: &[u8]) -> Result<Vec<u8>, String> {
+    let malformed = || "a malformed READY command".to_string();
+    let (&name_len, rest) = body.split_first().ok_or_else(malformed)?;
+    if rest.len() < usize::from(name_len) {
+        return Err(malformed());
+    }
+    let (name, mut properties) = rest.split_at(usize::from(name_len));
+    if name != b"READY" {
+        return Err(format!(
+            "a {:?} command instead of READY",
+            String::from_utf8_lossy(name)
+        ));
+    }
+    let mut identity: Option<&[u8]> = None;
+    while let Some((&name_len, rest)) = properties.split_first() {
+        if rest.len() < usize::from(name_len) + 4 {
+            return Err(malformed());
+        }
+        let (name, rest) = rest.split_at(usize::from(name_len));
+        let (value_len, rest) = rest.split_at(4);
+        let value_len =
+            u32::from_be_bytes([value_len[0], value_len[1], value_len[2], value_len[3]]);
+        let value_len = usize::try_from(value_len).unwrap_or(usize::MAX);
+        if rest.len() < value_len {
+            return Err(malformed());
+        }
+        let (value, rest) = rest.split_at(value_len);
+        properties = rest;
+        if name.eq_ignore_ascii_case(b"Identity") {
+            if identity.is_some() {
+                // Which one would count? Legitimate peers send one.
+                return Err("a READY command with two Identity properties".to_string());
+            }
+            if value.len() > PeerIdentity::MAX_LENGTH {
+                return Err(format!(
+                    "an identity of {} bytes (255 at most)",
+                    value.len()
+                ));
+            }
+            identity = Some(value);
+        }
+    }
+    Ok(identity.unwrap_or_default().to_vec())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1024,20 +1254,114 @@ mod tests {
     }
 
     fn ready_command(identity: &[u8]) -> Vec<u8> {
+        command_frame(&ready_body(&[
+            (b"Socket-Type", b"DEALER"),
+            (b"Identity", identity),
+        ]))
+    }
+
+    fn ready_body(properties: &[(&[u8], &[u8])]) -> Vec<u8> {
         let mut body = vec![5u8];
         body.extend_from_slice(b"READY");
-        for (name, value) in [
-            (&b"Socket-Type"[..], &b"DEALER"[..]),
-            (b"Identity", identity),
-        ] {
+        for (name, value) in properties {
             body.push(name.len() as u8);
             body.extend_from_slice(name);
             body.extend_from_slice(&(value.len() as u32).to_be_bytes());
             body.extend_from_slice(value);
         }
-        let mut frame = vec![FLAG_COMMAND, body.len() as u8];
-        frame.extend_from_slice(&body);
+        body
+    }
+
+    fn command_frame(body: &[u8]) -> Vec<u8> {
+        let mut frame = vec![FLAG_COMMAND | FLAG_LONG];
+        frame.extend_from_slice(&(body.len() as u64).to_be_bytes());
+        frame.extend_from_slice(body);
         frame
+    }
+
+    /// The worker sends `text`; the master must get exactly that from `identity` next, and its
+    /// answer must come back.
+    async fn exchange(master: &mut MasterSocket, w: &mut WorkerSocket, identity: &str, text: &str) {
+        w.send(format!("{text} from {identity}").into_bytes());
+        let got = next(master).await;
+        assert_eq!(got.identity, identity);
+        assert_eq!(
+            String::from_utf8_lossy(&got.payload),
+            format!("{text} from {identity}")
+        );
+        master
+            .sender()
+            .send(identity, format!("{text} to {identity}").into_bytes());
+        assert_eq!(
+            String::from_utf8_lossy(&next_w(w).await),
+            format!("{text} to {identity}")
+        );
+    }
+
+    /// Connects with `identity` as a reconnecting worker does: a refused attempt (the identity
+    /// still held by an old connection) is retried. Returns the socket, once the master has
+    /// heard from it, and how long that took.
+    async fn connect_until_accepted(
+        master: &mut MasterSocket,
+        identity: &str,
+    ) -> (WorkerSocket, Duration) {
+        let started = std::time::Instant::now();
+        let end = tokio::time::Instant::now() + T;
+        loop {
+            assert!(tokio::time::Instant::now() < end, "{identity} never got in");
+            let Ok(mut w) =
+                WorkerSocket::connect("127.0.0.1", master.port(), identity, Duration::from_secs(1))
+                    .await
+            else {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            };
+            w.send(b"probe".to_vec());
+            tokio::select! {
+                got = master.recv() => {
+                    let got = got.expect("master socket closed");
+                    assert_eq!(got.identity, identity);
+                    assert_eq!(&got.payload[..], b"probe");
+                    return (w, started.elapsed());
+                }
+                refused = w.recv() => {
+                    assert!(refused.is_err(), "{refused:?}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                _ = tokio::time::sleep_until(end) => {}
+            }
+        }
+    }
+
+    /// A hand-made ZeroMQ peer that has completed its handshake with `identity` and said
+    /// `hello` (which the master has received). Retried while the identity is still held.
+    async fn raw_peer(master: &mut MasterSocket, identity: &[u8]) -> TcpStream {
+        let end = tokio::time::Instant::now() + T;
+        loop {
+            assert!(tokio::time::Instant::now() < end, "raw peer never got in");
+            let mut stream = TcpStream::connect(("127.0.0.1", master.port()))
+                .await
+                .unwrap();
+            let mut hello = greeting();
+            hello.extend_from_slice(&ready_command(identity));
+            hello.extend_from_slice(&[0, 5]);
+            hello.extend_from_slice(b"hello");
+            stream.write_all(&hello).await.unwrap();
+            tokio::select! {
+                got = master.recv() => {
+                    let got = got.expect("master socket closed");
+                    assert_eq!(&got.payload[..], b"hello");
+                    if !identity.is_empty() {
+                        assert_eq!(got.identity.as_bytes(), identity);
+                    }
+                    return stream;
+                }
+                // Refused: the guard closed the connection.
+                _ = closed_by_peer(&mut stream, T) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
     }
 
     /// Reads until the peer closes; true if it did within `within`.
@@ -1297,6 +1621,274 @@ mod tests {
             assert!(std::time::Instant::now() < end, "port not released");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_second_connection_with_a_live_identity_is_refused_and_the_first_is_undisturbed() {
+        let identity = "dup_0123456789abcdef0123456789abcdef";
+        let mut m = master().await;
+        let mut first = worker(m.port(), identity).await;
+        exchange(&mut m, &mut first, identity, "before").await;
+
+        for attempt in 0..3 {
+            // The crate's ROUTER would hand the identity to this socket and drop `first`.
+            match WorkerSocket::connect("127.0.0.1", m.port(), identity, Duration::from_secs(2))
+                .await
+            {
+                // Cut off before its handshake completed.
+                Err(e) => assert!(
+                    matches!(e, TransportError::Connect { .. }),
+                    "attempt {attempt}: {e:?}"
+                ),
+                // Or right after it: the connection is closed and nothing gets through.
+                Ok(mut second) => {
+                    second.send(format!("duplicate {attempt}").into_bytes());
+                    let err = timeout(T, second.recv())
+                        .await
+                        .expect("the duplicate was not cut off")
+                        .expect_err("the duplicate must not receive anything");
+                    assert!(
+                        matches!(err, TransportError::ConnectionLost { .. }),
+                        "attempt {attempt}: {err:?}"
+                    );
+                }
+            }
+            // `first` still owns the identity: its messages reach the master (and the
+            // duplicate's did not, or they would come first) and answers come back to it.
+            exchange(&mut m, &mut first, identity, &format!("after {attempt}")).await;
+        }
+
+        // Same with a peer that sends its READY byte by byte: refused before the ROUTER sees
+        // the end of it.
+        let mut slow = TcpStream::connect(("127.0.0.1", m.port())).await.unwrap();
+        slow.write_all(&greeting()).await.unwrap();
+        for byte in ready_command(identity.as_bytes()) {
+            if slow.write_all(&[byte]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        assert!(closed_by_peer(&mut slow, T).await, "duplicate left open");
+        exchange(&mut m, &mut first, identity, "after the slow one").await;
+
+        // Other identities are not affected.
+        round_trip(&mut m, "dup_other").await;
+        exchange(&mut m, &mut first, identity, "at the end").await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_identity_is_free_again_once_its_connection_ends() {
+        let identity = "again_0123456789abcdef0123456789abcdef";
+        let mut m = master().await;
+        let mut first = worker(m.port(), identity).await;
+        exchange(&mut m, &mut first, identity, "first").await;
+
+        // The worker closes its socket; a new one with the same identity gets in (at once, or
+        // after a retry if it beats the old connection's teardown) and works.
+        drop(first);
+        let (mut second, took) = connect_until_accepted(&mut m, identity).await;
+        assert!(
+            took < ROUTER_RELEASE_TIMEOUT,
+            "the identity was only freed by the fallback timeout ({took:?})"
+        );
+        exchange(&mut m, &mut second, identity, "second").await;
+        // Still routed a while later: the old connection's teardown did not take the
+        // identity away from the new one inside the ROUTER.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        exchange(&mut m, &mut second, identity, "second, later").await;
+
+        // A peer that vanishes without a goodbye frees its identity too...
+        drop(second);
+        let (third, _) = connect_until_accepted(&mut m, identity).await;
+        drop(third);
+        let raw = raw_peer(&mut m, identity.as_bytes()).await;
+        drop(raw);
+        let (mut fourth, _) = connect_until_accepted(&mut m, identity).await;
+        exchange(&mut m, &mut fourth, identity, "fourth").await;
+
+        // ...and so does one the guard cuts off for breaking the rules.
+        drop(fourth);
+        let (fifth, _) = connect_until_accepted(&mut m, identity).await;
+        drop(fifth);
+        let mut fat = raw_peer(&mut m, identity.as_bytes()).await;
+        let mut header = vec![FLAG_LONG];
+        header.extend_from_slice(&(64u64 << 20).to_be_bytes());
+        let _ = fat.write_all(&header).await;
+        assert!(
+            closed_by_peer(&mut fat, T).await,
+            "oversized peer left open"
+        );
+        let (mut sixth, _) = connect_until_accepted(&mut m, identity).await;
+        exchange(&mut m, &mut sixth, identity, "sixth").await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_identity_is_held_until_the_router_has_let_go_of_the_old_peer() {
+        // The crate's ROUTER forgets a peer by identity when it notices the connection ended.
+        // Had the guard freed the identity before that, a newcomer's READY could reach the
+        // ROUTER first, and the late cleanup would then throw the newcomer out.
+        let identity = "held_0123456789abcdef0123456789abcdef";
+        let mut m = master().await;
+        let mut old = worker(m.port(), identity).await;
+        exchange(&mut m, &mut old, identity, "old").await;
+
+        // Stall the ROUTER: the master stops reading, the incoming queue fills up, and the
+        // ROUTER stops reading its connections (so it cannot notice one ending either).
+        let filler = worker(m.port(), "filler").await;
+        let flood = INCOMING_CAPACITY + 1000;
+        for i in 0..flood {
+            filler.send(i.to_string().into_bytes());
+        }
+        let end = tokio::time::Instant::now() + T;
+        while m.incoming.len() < INCOMING_CAPACITY {
+            assert!(
+                tokio::time::Instant::now() < end,
+                "the ROUTER never stalled"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+
+        drop(old);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // The ROUTER still has the old peer, so the identity is still held.
+        match WorkerSocket::connect("127.0.0.1", m.port(), identity, Duration::from_secs(2)).await {
+            Err(e) => assert!(matches!(e, TransportError::Connect { .. }), "{e:?}"),
+            Ok(mut early) => {
+                let lost = timeout(Duration::from_secs(2), early.recv()).await;
+                assert!(
+                    matches!(lost, Ok(Err(TransportError::ConnectionLost { .. }))),
+                    "a newcomer got in while the ROUTER still had the old peer: {lost:?}"
+                );
+            }
+        }
+
+        // The master reads again: the ROUTER lets go of the old peer, the identity is freed.
+        for i in 0..flood {
+            let got = next(&mut m).await;
+            assert_eq!(got.identity, "filler");
+            assert_eq!(&got.payload[..], i.to_string().as_bytes());
+        }
+        let (mut new, _) = connect_until_accepted(&mut m, identity).await;
+        exchange(&mut m, &mut new, identity, "new").await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        exchange(&mut m, &mut new, identity, "new, later").await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn anonymous_peers_are_not_limited() {
+        let mut m = master().await;
+        let mut a = raw_peer(&mut m, b"").await;
+        let mut b = raw_peer(&mut m, b"").await;
+        for peer in [&mut a, &mut b] {
+            peer.write_all(&[0, 5]).await.unwrap();
+            peer.write_all(b"again").await.unwrap();
+            assert_eq!(&next(&mut m).await.payload[..], b"again");
+        }
+        assert!(!closed_by_peer(&mut a, Duration::from_millis(200)).await);
+        assert!(!closed_by_peer(&mut b, Duration::from_millis(200)).await);
+    }
+
+    #[test]
+    fn live_identities_are_held_until_the_claim_is_dropped() {
+        let live = LiveIdentities::default();
+        let claim = live.claim(b"w1").expect("free");
+        assert!(live.is_live(b"w1"));
+        assert!(
+            matches!(live.claim(b"w1"), Err(true)),
+            "first refusal warns"
+        );
+        assert!(
+            matches!(live.claim(b"w1"), Err(false)),
+            "later ones are quieter"
+        );
+        let other = live.claim(b"w2").expect("another identity");
+        drop(claim);
+        assert!(!live.is_live(b"w1"));
+        let again = live.claim(b"w1").expect("free again");
+        assert!(
+            matches!(live.claim(b"w1"), Err(true)),
+            "a new holder, a new warning"
+        );
+        drop((again, other));
+        assert!(!live.is_live(b"w1") && !live.is_live(b"w2"));
+    }
+
+    #[test]
+    fn checker_reads_the_identity_of_the_ready_command() {
+        let identity_of = |body: &[u8]| {
+            let mut c = ZmtpChecker::default();
+            let mut bytes = greeting();
+            bytes.extend_from_slice(&command_frame(body));
+            // One byte at a time, as a slow peer would send it.
+            for b in &bytes {
+                c.feed(std::slice::from_ref(b))?;
+            }
+            assert!(c.handshake_done);
+            Ok::<_, GuardError>(c.ready_identity.take().expect("READY seen"))
+        };
+        let id = identity_of(&ready_body(&[
+            (b"Socket-Type", b"DEALER"),
+            (b"Identity", b"host_1"),
+        ]))
+        .unwrap();
+        assert_eq!(id, b"host_1");
+        // Names are case-insensitive; other properties are skipped.
+        let id = identity_of(&ready_body(&[
+            (b"identity", b"host_2"),
+            (b"Socket-Type", b"DEALER"),
+            (b"X-Other", b""),
+        ]))
+        .unwrap();
+        assert_eq!(id, b"host_2");
+        assert_eq!(
+            identity_of(&ready_body(&[(b"Socket-Type", b"DEALER")])).unwrap(),
+            b""
+        );
+        assert_eq!(
+            identity_of(&ready_body(&[(b"IDENTITY", b"")])).unwrap(),
+            b""
+        );
+        assert_eq!(
+            identity_of(&ready_body(&[(b"Identity", &[b'x'; 255])])).unwrap(),
+            vec![b'x'; 255]
+        );
+
+        for (what, body) in [
+            (
+                "two identities",
+                ready_body(&[(b"Identity", b"a"), (b"IDENTITY", b"b")]),
+            ),
+            (
+                "a 256-byte identity",
+                ready_body(&[(b"Identity", &[b'x'; 256])]),
+            ),
+            ("not READY", b"\x05HELLO".to_vec()),
+            ("empty", Vec::new()),
+            ("truncated name", b"\x05REA".to_vec()),
+            ("truncated property", {
+                let mut body = ready_body(&[(b"Identity", b"abc")]);
+                body.pop();
+                body
+            }),
+            ("a stray byte", {
+                let mut body = ready_body(&[(b"Identity", b"abc")]);
+                body.push(1);
+                body
+            }),
+        ] {
+            assert!(
+                matches!(identity_of(&body), Err(GuardError::Handshake(_))),
+                "{what}"
+            );
+        }
+
+        // Only the first command counts.
+        let mut c = ZmtpChecker::default();
+        c.feed(&greeting()).unwrap();
+        c.feed(&ready_command(b"w1")).unwrap();
+        assert_eq!(c.ready_identity.take().unwrap(), b"w1");
+        c.feed(&ready_command(b"w2")).unwrap();
+        assert!(c.ready_identity.is_none());
     }
 
     #[test]
