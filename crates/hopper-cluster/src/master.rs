@@ -753,18 +753,23 @@ impl MessageHandler {
                 shared.live_workers().len(),
             )
         };
-        if !running {
+        if running {
+            self.workers_left(live, "quit");
+        }
+    }
+
+    /// After workers left a running test: the others take their users, or, when none is
+    /// left, the test stops (Locust: "The last worker quit/went missing, stopping test.").
+    fn workers_left(&self, live: usize, how: &str) {
+        if live > 0 {
+            self.rebalance();
             return;
         }
-        if live == 0 {
-            tracing::info!(target: "hopper.runners", "The last worker quit, stopping test.");
-            if let Some(session) = self.session.get().cloned() {
-                tokio::spawn(async move {
-                    let _ = session.stop().await;
-                });
-            }
-        } else {
-            self.rebalance();
+        tracing::info!(target: "hopper.runners", "The last worker {how}, stopping test.");
+        if let Some(session) = self.session.get().cloned() {
+            tokio::spawn(async move {
+                let _ = session.stop().await;
+            });
         }
     }
 
@@ -805,18 +810,8 @@ impl MessageHandler {
             for id in &went_missing {
                 tracing::info!(target: "hopper.runners", "Worker {id} failed to send heartbeat, setting state to missing.");
             }
-            if went_missing.is_empty() || !running {
-                continue;
-            }
-            if live == 0 {
-                tracing::info!(target: "hopper.runners", "The last worker went missing, stopping test.");
-                if let Some(session) = self.session.get().cloned() {
-                    tokio::spawn(async move {
-                        let _ = session.stop().await;
-                    });
-                }
-            } else {
-                self.rebalance();
+            if !went_missing.is_empty() && running {
+                self.workers_left(live, "went missing");
             }
         }
     }
