@@ -5,6 +5,7 @@ use crate::cookies::CookieJar;
 use crate::drain::Drain;
 use crate::errors;
 use crate::response::{Outcome, Pending, Response};
+use crate::tls::TlsOptions;
 use crate::url::{self, BaseUrl, Target, UrlError};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -22,6 +23,8 @@ pub struct ClientConfig {
     pub max_redirects: usize,
     /// Headers sent with every request unless the request sets them itself.
     pub default_headers: HeaderMap,
+    /// Certificate checks, client certificate and HTTP/2 for `https://` targets.
+    pub tls: TlsOptions,
 }
 
 impl Default for ClientConfig {
@@ -30,6 +33,7 @@ impl Default for ClientConfig {
             timeout: None,
             max_redirects: 30,
             default_headers: HeaderMap::new(),
+            tls: TlsOptions::default(),
         }
     }
 }
@@ -135,6 +139,41 @@ impl HttpClient {
     /// Closes this user's connections (the next request opens a new one).
     pub fn close_connections(&mut self) {
         self.conns.clear();
+    }
+
+    /// Accepts any server certificate and host name (requests' `verify=False`), for test
+    /// environments with self-signed certificates. Certificates are checked by default.
+    pub fn accept_invalid_certs(&mut self, accept: bool) -> &mut Self {
+        self.config.tls.accept_invalid_certs(accept);
+        self.conns.clear_tls();
+        self
+    }
+
+    /// Also trusts the certificates in this PEM text, e.g. a test environment's own CA
+    /// (Mozilla's roots, built in, stay trusted).
+    pub fn add_root_certificate(&mut self, pem: impl AsRef<[u8]>) -> &mut Self {
+        self.config.tls.add_root_certificate(pem);
+        self.conns.clear_tls();
+        self
+    }
+
+    /// Presents this client certificate chain and private key (both PEM) to servers that
+    /// ask for one (mutual TLS).
+    pub fn client_certificate(
+        &mut self,
+        cert_pem: impl AsRef<[u8]>,
+        key_pem: impl AsRef<[u8]>,
+    ) -> &mut Self {
+        self.config.tls.client_certificate(cert_pem, key_pem);
+        self.conns.clear_tls();
+        self
+    }
+
+    /// Speaks HTTP/1.1 to `https://` servers even when they offer HTTP/2.
+    pub fn http1_only(&mut self, only: bool) -> &mut Self {
+        self.config.tls.http1_only(only);
+        self.conns.clear_tls();
+        self
     }
 }
 
@@ -419,7 +458,7 @@ async fn exchange(
                 h.insert(header::COOKIE, v);
             }
         }
-        let resp = client.conns.send(&target, req).await?;
+        let resp = client.conns.send(&target, req, &client.config.tls).await?;
         let (parts, incoming) = resp.into_parts();
         for sc in parts.headers.get_all(header::SET_COOKIE) {
             if let Ok(sc) = sc.to_str() {

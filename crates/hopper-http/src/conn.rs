@@ -5,14 +5,22 @@
 //! user's connections close when the user stops, as they do in Locust. A connection that the
 //! server closed while idle is replaced and the request retried once, which is what urllib3's
 //! pool does when it finds a dropped connection.
+//!
+//! `http://` targets always get HTTP/1.1. `https://` targets get TLS (rustls, with the
+//! configuration shared per distinct [`TlsOptions`]) and HTTP/2 when the server picks `h2`
+//! in ALPN, HTTP/1.1 otherwise; an HTTP/2 connection carries all of the user's requests to
+//! that origin, one stream after another.
 
 use crate::errors;
+use crate::tls::{self, TlsOptions};
 use crate::url::{Scheme, Target};
 use bytes::Bytes;
+use http::uri::Authority;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::sync::Arc;
 use tokio::net::TcpStream;
 
 /// Connections one user keeps at most (requests keeps 10 pools); the oldest goes first.
@@ -23,9 +31,36 @@ pub(crate) type ReqBody = Full<Bytes>;
 
 struct Conn {
     scheme: Scheme,
-    host: std::sync::Arc<str>,
+    host: Arc<str>,
     port: u16,
-    sender: SendRequest<ReqBody>,
+    sender: Sender,
+    /// For TLS connections, the first I/O error on the socket. When a connection dies before
+    /// it answers, hyper often tells the request side only that it closed (h2 even keeps
+    /// only the text of I/O errors); the reason, e.g. the server's alert refusing a missing
+    /// client certificate, is caught here as it passes through the socket.
+    io_error: Option<Arc<tls::FirstError>>,
+}
+
+/// The request side of a connection.
+enum Sender {
+    H1(http1::SendRequest<ReqBody>),
+    H2(H2Sender),
+}
+
+/// An HTTP/2 connection's request side.
+struct H2Sender {
+    send: http2::SendRequest<ReqBody>,
+    /// HTTP/2 needs the authority in the request URI (`:authority`), parsed once here.
+    authority: Authority,
+}
+
+impl Sender {
+    fn is_closed(&self) -> bool {
+        match self {
+            Sender::H1(s) => s.is_closed(),
+            Sender::H2(s) => s.send.is_closed(),
+        }
+    }
 }
 
 /// The connections of one user.
@@ -41,13 +76,8 @@ impl Connections {
         &mut self,
         target: &Target,
         req: http::Request<ReqBody>,
+        tls: &TlsOptions,
     ) -> Result<http::Response<Incoming>, String> {
-        if target.scheme == Scheme::Https {
-            return Err(errors::exception(
-                "SSLError",
-                "https is not supported by this Hopper build yet",
-            ));
-        }
         let idx = self.conns.iter().position(|c| {
             c.scheme == target.scheme && c.port == target.port && c.host == target.host
         });
@@ -63,18 +93,18 @@ impl Connections {
             match send_on(&mut self.conns[i].sender, req).await {
                 Ok(resp) => return Ok(resp),
                 Err((error, unsent)) => {
-                    self.conns.swap_remove(i);
+                    let conn = self.conns.swap_remove(i);
                     // hyper hands the request back when it never reached the wire (the server
                     // had closed the idle connection): retry it once on a fresh connection.
                     let Some(req) = unsent else {
-                        return Err(errors::hyper_error(&error));
+                        return Err(failure_text(conn, &error));
                     };
-                    let i = self.open(target).await?;
+                    let i = self.open(target, tls).await?;
                     return self.finish(i, req).await;
                 }
             }
         }
-        let i = self.open(target).await?;
+        let i = self.open(target, tls).await?;
         self.finish(i, req).await
     }
 
@@ -83,12 +113,15 @@ impl Connections {
         i: usize,
         req: http::Request<ReqBody>,
     ) -> Result<http::Response<Incoming>, String> {
-        let result = send_on(&mut self.conns[i].sender, req).await;
-        result.map_err(|(error, _)| {
-            self.conns.swap_remove(i);
-            errors::hyper_error(&error)
-        })
+        match send_on(&mut self.conns[i].sender, req).await {
+            Ok(resp) => Ok(resp),
+            Err((error, _)) => {
+                let conn = self.conns.swap_remove(i);
+                Err(failure_text(conn, &error))
+            }
+        }
     }
+
     /// Drops the connection to the target, e.g. after a timeout left it mid-response.
     pub(crate) fn discard(&mut self, target: &Target) {
         self.conns.retain(|c| {
@@ -101,7 +134,17 @@ impl Connections {
         self.conns.clear();
     }
 
-    async fn open(&mut self, target: &Target) -> Result<usize, String> {
+    /// Closes the TLS connections (their options changed).
+    pub(crate) fn clear_tls(&mut self) {
+        self.conns.retain(|c| c.scheme != Scheme::Https);
+    }
+
+    async fn open(&mut self, target: &Target, tls: &TlsOptions) -> Result<usize, String> {
+        // Unusable TLS options fail before any network traffic.
+        let tls_config = match target.scheme {
+            Scheme::Http => None,
+            Scheme::Https => Some(tls::client_config(tls)?),
+        };
         let stream = match TcpStream::connect((&*target.host, target.port)).await {
             Ok(s) => s,
             Err(e) if e.raw_os_error().is_none() && e.kind() != std::io::ErrorKind::TimedOut => {
@@ -112,14 +155,24 @@ impl Connections {
         };
         // Requests are small and latency is what we measure: never wait for Nagle.
         let _ = stream.set_nodelay(true);
-        let (sender, conn) = http1::Builder::new()
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| errors::hyper_error(&e))?;
-        tokio::spawn(async move {
-            // Errors surface on the request side; the task only drives the socket.
-            let _ = conn.await;
-        });
+        let (sender, io_error) = match tls_config {
+            None => {
+                let (sender, conn) = http1::Builder::new()
+                    .handshake(TokioIo::new(stream))
+                    .await
+                    .map_err(|e| errors::hyper_error(&e))?;
+                tokio::spawn(async move {
+                    // Errors surface on the request side; the task only drives the socket.
+                    let _ = conn.await;
+                });
+                (Sender::H1(sender), None)
+            }
+            Some(config) => {
+                let io_error = Arc::new(tls::FirstError::default());
+                let sender = open_tls(stream, target, config, io_error.clone()).await?;
+                (sender, Some(io_error))
+            }
+        };
         if self.conns.len() >= MAX_CONNECTIONS {
             // Users that wander over many hosts must not hoard sockets.
             self.conns.remove(0);
@@ -129,23 +182,103 @@ impl Connections {
             host: target.host.clone(),
             port: target.port,
             sender,
+            io_error,
         });
         Ok(self.conns.len() - 1)
     }
+}
+
+/// The TLS handshake, then HTTP/2 if the server chose `h2` in ALPN, else HTTP/1.1.
+async fn open_tls(
+    stream: TcpStream,
+    target: &Target,
+    config: Arc<rustls::ClientConfig>,
+    io_error: Arc<tls::FirstError>,
+) -> Result<Sender, String> {
+    let name = tls::server_name(&target.host)?;
+    let stream = tokio_rustls::TlsConnector::from(config)
+        .connect(name, stream)
+        .await
+        .map_err(|e| errors::tls_handshake_error(&e))?;
+    let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+    let stream = tls::Watched::new(stream, io_error);
+    if h2 {
+        let authority = Authority::try_from(&*target.host_header).map_err(|_| {
+            errors::exception("InvalidURL", &format!("Invalid URL '{}'", target.url()))
+        })?;
+        let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| errors::hyper_error(&e))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        return Ok(Sender::H2(H2Sender {
+            send: sender,
+            authority,
+        }));
+    }
+    let (sender, conn) = http1::Builder::new()
+        .handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| errors::hyper_error(&e))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(Sender::H1(sender))
 }
 
 /// A failed send, with the request when it never left (so it can be retried).
 type SendFailure = (hyper::Error, Option<http::Request<ReqBody>>);
 
 async fn send_on(
-    sender: &mut SendRequest<ReqBody>,
+    sender: &mut Sender,
     req: http::Request<ReqBody>,
 ) -> Result<http::Response<Incoming>, SendFailure> {
-    if let Err(error) = sender.ready().await {
-        return Err((error, Some(req)));
+    match sender {
+        Sender::H1(sender) => {
+            if let Err(error) = sender.ready().await {
+                return Err((error, Some(req)));
+            }
+            sender.try_send_request(req).await.map_err(|mut e| {
+                let unsent = e.take_message();
+                (e.into_error(), unsent)
+            })
+        }
+        Sender::H2(H2Sender {
+            send: sender,
+            authority,
+            ..
+        }) => {
+            let req = absolute_form(req, authority);
+            if let Err(error) = sender.ready().await {
+                return Err((error, Some(req)));
+            }
+            sender.try_send_request(req).await.map_err(|mut e| {
+                let unsent = e.take_message();
+                (e.into_error(), unsent)
+            })
+        }
     }
-    sender.try_send_request(req).await.map_err(|mut e| {
-        let unsent = e.take_message();
-        (e.into_error(), unsent)
-    })
+}
+
+/// The failure text for a request the connection could not carry.
+fn failure_text(conn: Conn, error: &hyper::Error) -> String {
+    if let Some(text) = conn.io_error.as_deref().and_then(tls::FirstError::text) {
+        return text;
+    }
+    errors::hyper_error(error)
+}
+
+/// HTTP/2 sends scheme and authority as pseudo-headers, taken from the request URI. (The
+/// `Host` header stays: it equals the authority, which HTTP/2 allows.)
+fn absolute_form(mut req: http::Request<ReqBody>, authority: &Authority) -> http::Request<ReqBody> {
+    let mut parts = std::mem::take(req.uri_mut()).into_parts();
+    parts.scheme = Some(http::uri::Scheme::HTTPS);
+    parts.authority = Some(authority.clone());
+    // Cannot fail: scheme, authority and path are all set.
+    if let Ok(uri) = http::Uri::from_parts(parts) {
+        *req.uri_mut() = uri;
+    }
+    req
 }

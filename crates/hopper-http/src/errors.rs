@@ -38,6 +38,9 @@ fn os_exception(class: &str, errno: i32, text: &str) -> String {
 
 /// The text Locust shows for a socket-level error: the root cause as Python names it.
 pub fn io_error(e: &io::Error) -> String {
+    if let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+        return tls_error(tls);
+    }
     if let Some(code) = e.raw_os_error() {
         // strerror text without Rust's " (os error N)" suffix.
         let full = e.to_string();
@@ -62,6 +65,59 @@ pub fn io_error(e: &io::Error) -> String {
         io::ErrorKind::TimedOut => exception("TimeoutError", "timed out"),
         _ => exception("ConnectionError", &e.to_string()),
     }
+}
+
+/// A failed TLS handshake: the rustls error when there is one, the server closing the
+/// connection mid-handshake (it may not speak TLS), or the socket error.
+pub fn tls_handshake_error(e: &io::Error) -> String {
+    if e.kind() == io::ErrorKind::UnexpectedEof && e.raw_os_error().is_none() {
+        return exception("SSLError", "EOF occurred in violation of protocol");
+    }
+    io_error(e)
+}
+
+/// The failure text for a TLS error, in the spirit of requests' `SSLError(...)`.
+///
+/// Python shows OpenSSL's words, e.g. `SSLError(MaxRetryError("HTTPSConnectionPool(host=
+/// 'h', port=443): Max retries exceeded with url: / (Caused by SSLError(
+/// SSLCertVerificationError(1, '[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed:
+/// self-signed certificate (_ssl.c:1010)')))"))`. rustls reports errors differently (and
+/// the `_ssl.c` line changes between Python builds), so those texts cannot be matched;
+/// these keep OpenSSL's reason where the case is the same, and never contain addresses or
+/// other per-connection data, so a failure keeps one stable error key.
+pub fn tls_error(e: &rustls::Error) -> String {
+    use rustls::{CertificateError as C, Error as E, InvalidMessage as M};
+    let msg: std::borrow::Cow<'static, str> = match e {
+        E::InvalidCertificate(c) => {
+            let reason: std::borrow::Cow<'static, str> = match c {
+                C::UnknownIssuer => "unable to get local issuer certificate".into(),
+                C::Expired | C::ExpiredContext { .. } => "certificate has expired".into(),
+                C::NotValidYet | C::NotValidYetContext { .. } => {
+                    "certificate is not yet valid".into()
+                }
+                C::NotValidForName | C::NotValidForNameContext { .. } => {
+                    "Hostname mismatch, certificate is not valid for this host".into()
+                }
+                C::Revoked => "certificate revoked".into(),
+                C::BadSignature => "certificate signature failure".into(),
+                C::BadEncoding => "bad certificate encoding".into(),
+                C::InvalidPurpose | C::InvalidPurposeContext { .. } => {
+                    "unsupported certificate purpose".into()
+                }
+                other => other.to_string().into(),
+            };
+            format!("certificate verify failed: {reason}").into()
+        }
+        E::InvalidMessage(M::InvalidContentType | M::UnknownProtocolVersion) => {
+            "wrong version number (the server did not answer with TLS)".into()
+        }
+        E::InvalidMessage(m) => format!("invalid TLS message: {m:?}").into(),
+        E::AlertReceived(alert) => format!("received fatal alert: {alert:?}").into(),
+        E::PeerIncompatible(p) => format!("handshake failure: {p:?}").into(),
+        E::NoCertificatesPresented => "the server presented no certificate".into(),
+        other => other.to_string().into(),
+    };
+    exception("SSLError", &msg)
 }
 
 /// The text for a name that does not resolve (Python's `socket.gaierror`).
@@ -89,6 +145,22 @@ pub fn timeout_error(https: bool, host: &str, port: u16, timeout_secs: f64) -> S
 
 /// Errors hyper reports on a connection: the peer closing early, malformed responses.
 pub fn hyper_error(e: &hyper::Error) -> String {
+    // A TLS error wins over the generic texts: hyper reports a request that a TLS alert
+    // cut off as canceled, with the alert as its cause.
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(tls) = s.downcast_ref::<rustls::Error>() {
+            return tls_error(tls);
+        }
+        if let Some(tls) = s
+            .downcast_ref::<io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|i| i.downcast_ref::<rustls::Error>())
+        {
+            return tls_error(tls);
+        }
+        source = s.source();
+    }
     if e.is_incomplete_message() || e.is_canceled() {
         return exception(
             "RemoteDisconnected",

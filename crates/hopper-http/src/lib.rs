@@ -1,7 +1,8 @@
 //! The HTTP client that Hopper user code calls, Locust's `HttpSession` translated.
 //!
-//! Every user owns one [`HttpClient`]: keep-alive HTTP/1.1 connections on hyper (one per
-//! target authority, so a user behaves like one browser tab), a cookie jar, and a base URL
+//! Every user owns one [`HttpClient`]: keep-alive connections on hyper (one per target
+//! authority, so a user behaves like one browser tab; HTTP/1.1, or HTTP/2 over TLS when the
+//! server offers it), a cookie jar, and a base URL
 //! taken from the user class's host. Each request is timed from before the connection is
 //! used until the body has been read, named the way Locust names it (path and query, or a
 //! `name` override), judged with Locust's rule (status >= 400 and connection errors fail,
@@ -17,6 +18,18 @@
 //! }
 //! # }
 //! ```
+//!
+//! `https://` hosts are verified against Mozilla's root certificates (built in) unless the
+//! user says otherwise, typically in `on_start`:
+//!
+//! ```no_run
+//! # fn demo(client: &mut hopper_http::HttpClient, ca_pem: &str, cert: &str, key: &str) {
+//! client.add_root_certificate(ca_pem); // a test environment's own CA
+//! client.client_certificate(cert, key); // mutual TLS
+//! client.http1_only(true); // no HTTP/2 even if the server offers it
+//! client.accept_invalid_certs(true); // requests' verify=False
+//! # }
+//! ```
 
 mod client;
 mod conn;
@@ -24,10 +37,12 @@ mod cookies;
 mod drain;
 pub mod errors;
 mod response;
+mod tls;
 mod url;
 
 pub use client::{ClientConfig, HttpClient, RequestBuilder};
 pub use drain::Drain;
 pub use http::{HeaderMap, HeaderValue, Method, StatusCode};
 pub use response::Response;
+pub use tls::TlsOptions;
 pub use url::{BaseUrl, UrlError};
