@@ -4,13 +4,14 @@ use crate::conn::{Connections, ReqBody};
 use crate::cookies::CookieJar;
 use crate::drain::Drain;
 use crate::errors;
-use crate::response::{Outcome, Pending, Response};
+use crate::response::{self, Check, Outcome, Pending, Response};
 use crate::tls::TlsOptions;
 use crate::url::{self, BaseUrl, Target, UrlError};
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::Method;
 use http_body_util::BodyExt;
+use hyper::body::Incoming;
 use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
@@ -127,6 +128,8 @@ impl HttpClient {
             timeout: None,
             catch_response: false,
             follow_redirects,
+            discard_body: false,
+            checks: Vec::new(),
             error: None,
         }
     }
@@ -190,6 +193,9 @@ pub struct RequestBuilder<'a> {
     timeout: Option<Duration>,
     catch_response: bool,
     follow_redirects: bool,
+    discard_body: bool,
+    /// `expect_*` checks, in the order given (empty, so no allocation, when there are none).
+    checks: Vec<Check>,
     /// A mistake made while building (bad header, unserialisable JSON), reported on send.
     error: Option<String>,
 }
@@ -284,6 +290,72 @@ impl<'a> RequestBuilder<'a> {
         self
     }
 
+    /// Counts the body by its size without keeping it: for downloads whose content the task
+    /// does not read. The size is recorded as usual; [`Response::bytes`] and
+    /// [`Response::text`] are empty. Checks that read the body (`expect_body_contains`,
+    /// `expect_json*`) still see it: it is then read whole, checked, and dropped.
+    pub fn discard_body(mut self) -> Self {
+        self.discard_body = true;
+        self
+    }
+
+    /// Fails the request unless the response has this status: `CatchResponseError('expected
+    /// status 200, got 404')`. With this check, the expected status is a success even when it
+    /// is an error status (`expect_status(404)`), as `r.success()` would make it.
+    ///
+    /// Checks run in the order given when the response has arrived; the first that fails
+    /// marks the request failed with its reason (Locust's `r.failure(reason)`), and the
+    /// request is still recorded once, with its response time and length. Without
+    /// `expect_status`, an error status fails with the status rule's `HTTPError(...)` before
+    /// any other check runs; a connection error always keeps its own text. With
+    /// [`RequestBuilder::catch_response`] too, the checks' verdict is set first and the task
+    /// can still override it with [`Response::success`] or [`Response::failure`].
+    pub fn expect_status(mut self, status: u16) -> Self {
+        self.checks.push(Check::Status(status));
+        self
+    }
+
+    /// Fails the request unless the body contains this text: `CatchResponseError('body does
+    /// not contain "Checkout"')`. See [`RequestBuilder::expect_status`] for how checks run.
+    pub fn expect_body_contains(mut self, text: impl Into<String>) -> Self {
+        self.checks.push(Check::BodyContains(text.into()));
+        self
+    }
+
+    /// Fails the request unless the body is JSON whose field at this
+    /// [JSON Pointer](https://www.rfc-editor.org/rfc/rfc6901) (`/items`, `/items/0/id`, `""`
+    /// for the whole document; `~1` stands for `/` in a key) equals `expected`:
+    /// `JSON /items is 3, expected 2`, `JSON /items is missing` or `body is not JSON: ...`.
+    /// Numbers compare by value (`2` equals `2.0`). A pointer without its leading `/` is a
+    /// mistake in the script and fails the request unsent, like an invalid header.
+    pub fn expect_json(mut self, pointer: &str, expected: impl Into<serde_json::Value>) -> Self {
+        if self.pointer_ok(pointer) {
+            self.checks
+                .push(Check::JsonEquals(pointer.to_string(), expected.into()));
+        }
+        self
+    }
+
+    /// Fails the request unless the body is JSON with a field at this JSON Pointer (any value,
+    /// `null` included): `JSON /token is missing`. See [`RequestBuilder::expect_json`].
+    pub fn expect_json_exists(mut self, pointer: &str) -> Self {
+        if self.pointer_ok(pointer) {
+            self.checks.push(Check::JsonExists(pointer.to_string()));
+        }
+        self
+    }
+
+    fn pointer_ok(&mut self, pointer: &str) -> bool {
+        match response::check_pointer(pointer) {
+            Ok(()) => true,
+            Err(e) => {
+                self.error
+                    .get_or_insert_with(|| errors::exception("ValueError", e.reason()));
+                false
+            }
+        }
+    }
+
     fn set_default_header(&mut self, name: HeaderName, value: &'static str) {
         if !self.headers.contains_key(&name) {
             self.headers.insert(name, HeaderValue::from_static(value));
@@ -308,8 +380,11 @@ impl<'a> RequestBuilder<'a> {
             timeout,
             catch_response,
             follow_redirects,
+            discard_body,
+            checks,
             error,
         } = self;
+        let keep_body = !discard_body || checks.iter().any(Check::needs_body);
         let path: Cow<'_, str> = if query.is_empty() {
             path
         } else {
@@ -348,6 +423,7 @@ impl<'a> RequestBuilder<'a> {
                     headers,
                     body,
                     follow_redirects,
+                    keep_body,
                 );
                 match limit {
                     None => exchange.await,
@@ -368,10 +444,18 @@ impl<'a> RequestBuilder<'a> {
             }
         };
         let response_time = started.elapsed();
-        let (status, headers, body, target, conn_error) = match outcome {
-            Ok(ex) => (ex.status, ex.headers, ex.body, Some(ex.target), None),
-            Err(e) => (0, HeaderMap::new(), Bytes::new(), None, Some(e)),
+        let (status, headers, mut body, length, target, conn_error) = match outcome {
+            Ok(ex) => (
+                ex.status,
+                ex.headers,
+                ex.body,
+                ex.length,
+                Some(ex.target),
+                None,
+            ),
+            Err(e) => (0, HeaderMap::new(), Bytes::new(), 0, None, Some(e)),
         };
+        let connection_failed = conn_error.is_some();
         let default_error = conn_error.or_else(|| {
             let reason = http::StatusCode::from_u16(status)
                 .ok()
@@ -379,15 +463,30 @@ impl<'a> RequestBuilder<'a> {
                 .unwrap_or("");
             errors::http_status_error(status, reason, &name)
         });
-        let length = body.len() as u64;
+        let outcome = response::run_checks(
+            &checks,
+            status,
+            &body,
+            default_error.as_deref(),
+            connection_failed,
+        );
+        if discard_body {
+            body = Bytes::new();
+        }
+        // The failure text the checks give, else the status rule's.
+        let error = match &outcome {
+            Outcome::Default => default_error.clone(),
+            Outcome::Success => None,
+            Outcome::Failure(reason) => Some(errors::catch_response_error(reason)),
+        };
         let pending = if catch_response {
             Some(Pending {
                 method,
                 name: name.into_owned(),
                 response_time,
                 length,
-                default_error: default_error.clone(),
-                outcome: Outcome::Default,
+                default_error,
+                outcome,
             })
         } else {
             // Recorded now, borrowing the name: the hot path allocates nothing for stats.
@@ -396,19 +495,11 @@ impl<'a> RequestBuilder<'a> {
                 name: &name,
                 response_time: Some(response_time),
                 response_length: length,
-                error: default_error.as_deref(),
+                error: error.as_deref(),
             });
             None
         };
-        Response::new(
-            status,
-            headers,
-            body,
-            target,
-            response_time,
-            default_error,
-            pending,
-        )
+        Response::new(status, headers, body, target, response_time, error, pending)
     }
 }
 
@@ -416,8 +507,28 @@ impl<'a> RequestBuilder<'a> {
 struct Exchange {
     status: u16,
     headers: HeaderMap,
+    /// Empty when the body was not kept.
     body: Bytes,
+    /// Bytes of body received.
+    length: u64,
     target: Target,
+}
+
+/// Reads a response body to its end: whole when `keep`, else counting each frame's size
+/// and dropping it at once (a large download then never sits in memory).
+async fn read_body(mut incoming: Incoming, keep: bool) -> Result<(Bytes, u64), hyper::Error> {
+    if keep {
+        let body = incoming.collect().await?.to_bytes();
+        let len = body.len() as u64;
+        return Ok((body, len));
+    }
+    let mut len = 0u64;
+    while let Some(frame) = incoming.frame().await {
+        if let Some(data) = frame?.data_ref() {
+            len += data.len() as u64;
+        }
+    }
+    Ok((Bytes::new(), len))
 }
 
 /// Sends the request and follows redirects the way `requests` does: 303 and 302 become GET
@@ -430,6 +541,7 @@ async fn exchange(
     mut headers: HeaderMap,
     mut body: Bytes,
     follow_redirects: bool,
+    keep_body: bool,
 ) -> Result<Exchange, String> {
     let mut redirects = 0;
     loop {
@@ -467,21 +579,23 @@ async fn exchange(
                     .store(sc, &target.host, &target.path_and_query);
             }
         }
-        let body_bytes = match incoming.collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(e) => {
-                client.conns.discard(&target);
-                return Err(errors::hyper_error(&e));
-            }
-        };
         let status = parts.status.as_u16();
         let location = parts
             .headers
             .get(header::LOCATION)
             .and_then(|l| l.to_str().ok());
         let is_redirect = matches!(status, 301 | 302 | 303 | 307 | 308);
+        let following = follow_redirects && is_redirect && location.is_some();
+        // A redirect's own body is never shown: counted past, not kept.
+        let (body_bytes, length) = match read_body(incoming, keep_body && !following).await {
+            Ok(b) => b,
+            Err(e) => {
+                client.conns.discard(&target);
+                return Err(errors::hyper_error(&e));
+            }
+        };
         match location {
-            Some(loc) if follow_redirects && is_redirect => {
+            Some(loc) if following => {
                 redirects += 1;
                 if redirects > client.config.max_redirects {
                     return Err(errors::exception(
@@ -516,6 +630,7 @@ async fn exchange(
                     status,
                     headers: parts.headers,
                     body: body_bytes,
+                    length,
                     target,
                 })
             }

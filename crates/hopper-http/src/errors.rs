@@ -227,4 +227,17 @@ mod tests {
         assert_eq!(catch_response_error("bad"), "CatchResponseError('bad')");
         assert_eq!(catch_response_error("it's"), "CatchResponseError(\"it's\")");
     }
+
+    #[test]
+    fn check_reasons_quote_like_python() {
+        // The reasons of `expect_*` checks hold double quotes: Python's repr keeps single ones.
+        assert_eq!(
+            catch_response_error("body does not contain \"Checkout\""),
+            "CatchResponseError('body does not contain \"Checkout\"')"
+        );
+        assert_eq!(
+            catch_response_error("JSON /name is \"it's\", expected \"x\""),
+            "CatchResponseError('JSON /name is \"it\\'s\", expected \"x\"')"
+        );
+    }
 }
