@@ -58,6 +58,12 @@ impl Drain {
         if self.state.closed.load(Ordering::SeqCst) {
             std::future::pending::<()>().await;
         }
+        self.track()
+    }
+
+    /// Marks a request as started even when the client is closed: for waiting on the
+    /// answer to something already sent (a WebSocket receive), which must still land.
+    pub(crate) fn track(&self) -> InFlight<'_> {
         self.state.in_flight.fetch_add(1, Ordering::SeqCst);
         InFlight { state: &self.state }
     }

@@ -39,10 +39,12 @@ pub mod errors;
 mod response;
 mod tls;
 mod url;
+pub mod ws;
 
 pub use client::{ClientConfig, HttpClient, RequestBuilder};
 pub use drain::Drain;
 pub use http::{HeaderMap, HeaderValue, Method, StatusCode};
-pub use response::Response;
+pub use response::{CheckError, Response};
 pub use tls::TlsOptions;
 pub use url::{BaseUrl, UrlError};
+pub use ws::{WebSocket, WsError};

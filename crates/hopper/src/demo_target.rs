@@ -31,11 +31,17 @@
 //! | `GET /redirect` | 302 to `/` |
 //! | `GET /cookie/set` | sets the cookie `session=abc` |
 //! | `GET /cookie/check` | 200 if the request carries `session=abc`, else 401 |
+//! | `GET /ws/echo` | WebSocket upgrade (101); echoes every text or binary message back; anything but an upgrade → 400 |
+//! | `GET /ws/close` | WebSocket upgrade (101); closes with code 1011 on the first message, without answering it |
 //! | `GET /__counters` | the counters as JSON; not counted itself |
 //! | anything else | 404 |
 //!
 //! Every `GET` route also answers `HEAD`. A known path asked with a method it
 //! does not support answers 405 with an `Allow` header (and is counted).
+//! A WebSocket upgrade is counted as `GET` with status 101, and every message
+//! `/ws/echo` echoes as method `WS` with status 200 (messages `/ws/close`
+//! receives are not counted). A server shutdown closes open WebSockets with
+//! code 1001.
 //! `/status/{code}` refuses 1xx codes: HTTP/1.1 cannot send an informational
 //! status as a final response (hyper would turn it into a 500).
 
@@ -53,8 +59,10 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use hopper_http::ws::server as ws_server;
 use http::header::{
-    HeaderMap, HeaderValue, ALLOW, AUTHORIZATION, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE,
+    HeaderMap, HeaderValue, ALLOW, AUTHORIZATION, CONNECTION, CONTENT_TYPE, COOKIE, LOCATION,
+    SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, SET_COOKIE, UPGRADE,
     WWW_AUTHENTICATE,
 };
 use http::{Method, Request, Response, StatusCode};
@@ -91,6 +99,9 @@ const MAX_QUANTITY: u32 = 1000;
 /// dropping their connections.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
+/// How long a WebSocket the server closes waits for the client's close frame.
+const WS_CLOSE_WAIT: Duration = Duration::from_secs(1);
+
 type Body = Full<Bytes>;
 
 // ---------------------------------------------------------------------------
@@ -114,6 +125,8 @@ enum Route {
     Redirect,
     CookieSet,
     CookieCheck,
+    WsEcho,
+    WsClose,
     Unmatched,
 }
 
@@ -148,7 +161,7 @@ impl Allow {
 }
 
 impl Route {
-    const COUNT: usize = 15;
+    const COUNT: usize = 17;
 
     /// Labels used in counter keys; parameterised routes use the pattern so
     /// `/products/1` and `/products/2` count together.
@@ -167,6 +180,8 @@ impl Route {
         "/redirect",
         "/cookie/set",
         "/cookie/check",
+        "/ws/echo",
+        "/ws/close",
         "(unmatched)",
     ];
 
@@ -186,6 +201,8 @@ impl Route {
             "/redirect" => (Route::Redirect, Allow::Get),
             "/cookie/set" => (Route::CookieSet, Allow::Get),
             "/cookie/check" => (Route::CookieCheck, Allow::Get),
+            "/ws/echo" => (Route::WsEcho, Allow::Get),
+            "/ws/close" => (Route::WsClose, Allow::Get),
             p if p.starts_with("/products/") => (Route::Product, Allow::Get),
             p if p.starts_with("/status/") => (Route::Status, Allow::Any),
             _ => (Route::Unmatched, Allow::Any),
@@ -194,9 +211,13 @@ impl Route {
 }
 
 /// Method labels used in counter keys; anything not listed counts as `OTHER`.
-const METHOD_LABELS: [&str; 8] = [
-    "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "OTHER",
+/// `WS` is not an HTTP method: it counts WebSocket messages echoed.
+const METHOD_LABELS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "WS", "OTHER",
 ];
+
+/// The `WS` label's index.
+const WS_MESSAGE: usize = 7;
 
 fn method_index(method: &Method) -> usize {
     // Compared against the well-known constants rather than strings: for
@@ -217,9 +238,27 @@ fn method_index(method: &Method) -> usize {
 }
 
 /// The server only ever produces final statuses 200–599 (see the module docs
-/// on 1xx), so the table covers exactly that range.
+/// on 1xx) and 101 for WebSocket upgrades, so the table covers exactly those:
+/// slot 0 is 101, slots 1–400 are 200–599.
 const STATUS_MIN: u16 = 200;
-const STATUS_SLOTS: usize = 400;
+const STATUS_SLOTS: usize = 401;
+
+/// The table slot of a status the server can produce.
+fn status_slot(status: u16) -> Option<usize> {
+    match status {
+        101 => Some(0),
+        200..=599 => Some(usize::from(status - STATUS_MIN) + 1),
+        _ => None,
+    }
+}
+
+/// The status of a table slot (the inverse of [`status_slot`]).
+fn slot_status(slot: usize) -> u16 {
+    match slot {
+        0 => 101,
+        n => STATUS_MIN + (n - 1) as u16,
+    }
+}
 
 /// One entry of a [`Counters::snapshot`]: which route, method and response
 /// status a group of requests had.
@@ -242,7 +281,7 @@ pub struct CounterKey {
 /// disconnects before the response exists (e.g. during `/slow`'s delay) is
 /// not counted. All operations are lock-free.
 pub struct Counters {
-    /// `[route][method][status - STATUS_MIN]`, flattened. A fixed table makes
+    /// `[route][method][status slot]`, flattened. A fixed table makes
     /// recording a single relaxed `fetch_add` with no hashing or locking.
     slots: Box<[AtomicU64]>,
 }
@@ -255,16 +294,15 @@ impl Counters {
         }
     }
 
-    fn slot(route: usize, method: usize, status: u16) -> usize {
-        // `status` is always 200..=599 here (see STATUS_MIN); the clamp only
-        // keeps an impossible value from indexing out of bounds.
-        let status = usize::from(status.clamp(STATUS_MIN, STATUS_MIN + STATUS_SLOTS as u16 - 1));
-        (route * METHOD_LABELS.len() + method) * STATUS_SLOTS + (status - usize::from(STATUS_MIN))
+    fn slot(route: usize, method: usize, status: usize) -> usize {
+        (route * METHOD_LABELS.len() + method) * STATUS_SLOTS + status
     }
 
     fn record(&self, route: Route, method: usize, status: StatusCode) {
-        debug_assert!((200..600).contains(&status.as_u16()));
-        let i = Counters::slot(route as usize, method, status.as_u16());
+        debug_assert!(status_slot(status.as_u16()).is_some());
+        // The fallback only keeps an impossible status from indexing out of bounds.
+        let s = status_slot(status.as_u16()).unwrap_or(STATUS_SLOTS - 1);
+        let i = Counters::slot(route as usize, method, s);
         self.slots[i].fetch_add(1, Ordering::Relaxed);
     }
 
@@ -283,14 +321,14 @@ impl Counters {
         let Some(r) = Route::LABELS.iter().position(|l| *l == route) else {
             return 0;
         };
-        if !(STATUS_MIN..STATUS_MIN + STATUS_SLOTS as u16).contains(&status) {
+        let Some(s) = status_slot(status) else {
             return 0;
-        }
+        };
         let m = METHOD_LABELS
             .iter()
             .position(|l| *l == method)
             .unwrap_or(METHOD_LABELS.len() - 1);
-        self.slots[Counters::slot(r, m, status)].load(Ordering::Relaxed)
+        self.slots[Counters::slot(r, m, s)].load(Ordering::Relaxed)
     }
 
     /// All non-zero counters, ordered by route, method and status.
@@ -301,7 +339,7 @@ impl Counters {
             if n == 0 {
                 continue;
             }
-            let status = STATUS_MIN + (i % STATUS_SLOTS) as u16;
+            let status = slot_status(i % STATUS_SLOTS);
             let rest = i / STATUS_SLOTS;
             let key = CounterKey {
                 route: Route::LABELS[rest / METHOD_LABELS.len()],
@@ -574,6 +612,8 @@ struct State {
     counters: Arc<Counters>,
     tokens: Tokens,
     next_order_id: AtomicU64,
+    /// Tells open WebSockets (which outlive their HTTP connection) to close.
+    shutdown: watch::Receiver<bool>,
 }
 
 /// Routes whose handlers await (a timer or the request body).
@@ -591,7 +631,7 @@ enum Dispatch {
 }
 
 impl State {
-    fn dispatch(&self, route: Route, req: &Request<Incoming>) -> Dispatch {
+    fn dispatch(&self, route: Route, req: &mut Request<Incoming>) -> Dispatch {
         let resp = match route {
             Route::Home => respond(
                 StatusCode::OK,
@@ -663,6 +703,7 @@ impl State {
                     error(StatusCode::UNAUTHORIZED, "missing cookie session=abc")
                 }
             }
+            Route::WsEcho | Route::WsClose => self.websocket(route, req),
             Route::Unmatched => not_found(),
             Route::Slow => return Dispatch::Async(AsyncRoute::Slow),
             Route::Login => return Dispatch::Async(AsyncRoute::Login),
@@ -670,6 +711,67 @@ impl State {
             Route::Upload => return Dispatch::Async(AsyncRoute::Upload),
         };
         Dispatch::Done(resp)
+    }
+
+    /// Answers a WebSocket upgrade with 101 and serves the socket in its own task
+    /// once hyper hands the connection over; anything else gets a 400.
+    fn websocket(&self, route: Route, req: &mut Request<Incoming>) -> Response<Body> {
+        let headers = req.headers();
+        let key = headers.get(SEC_WEBSOCKET_KEY).cloned();
+        let valid = req.method() == Method::GET
+            && has_token(headers, &UPGRADE, "websocket")
+            && has_token(headers, &CONNECTION, "upgrade")
+            && headers
+                .get(SEC_WEBSOCKET_VERSION)
+                .is_some_and(|v| v.as_bytes() == b"13");
+        let Some(key) = key.filter(|_| valid) else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "expected a WebSocket upgrade: GET with Upgrade: websocket, Connection: \
+                 Upgrade, Sec-WebSocket-Version: 13 and Sec-WebSocket-Key",
+            );
+        };
+        let Ok(accept) = HeaderValue::from_str(&ws_server::accept_key(key.as_bytes())) else {
+            return error(StatusCode::BAD_REQUEST, "invalid Sec-WebSocket-Key");
+        };
+        let on_upgrade = hyper::upgrade::on(req);
+        let counters = Arc::clone(&self.counters);
+        let mut shutdown = self.shutdown.clone();
+        tokio::spawn(async move {
+            let Ok(upgraded) = on_upgrade.await else {
+                return;
+            };
+            let mut socket = ws_server::ServerSocket::from_upgraded(TokioIo::new(upgraded)).await;
+            loop {
+                let message = tokio::select! {
+                    m = socket.recv() => m,
+                    // A shutdown, or the server dropped.
+                    () = async { let _ = shutdown.wait_for(|stop| *stop).await; } => {
+                        let close = socket.close(1001, "server shutting down");
+                        let _ = tokio::time::timeout(WS_CLOSE_WAIT, close).await;
+                        return;
+                    }
+                };
+                let Some(message) = message else {
+                    return;
+                };
+                if route == Route::WsClose {
+                    let close = socket.close(1011, "closing after the first message");
+                    let _ = tokio::time::timeout(WS_CLOSE_WAIT, close).await;
+                    return;
+                }
+                if socket.send(message).await.is_err() {
+                    return;
+                }
+                counters.record(route, WS_MESSAGE, StatusCode::OK);
+            }
+        });
+        let mut resp = empty(StatusCode::SWITCHING_PROTOCOLS);
+        let h = resp.headers_mut();
+        h.insert(UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+        h.insert(SEC_WEBSOCKET_ACCEPT, accept);
+        resp
     }
 
     /// Checks `Authorization: Bearer <token>` and returns the token's
@@ -874,6 +976,17 @@ fn status_route(code: &str) -> Response<Body> {
     }
 }
 
+/// True when a comma-separated header (e.g. `Connection: keep-alive, Upgrade`)
+/// lists `token`, case-insensitively.
+fn has_token(headers: &HeaderMap, name: &http::header::HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
 fn has_session_cookie(headers: &HeaderMap) -> bool {
     headers
         .get_all(COOKIE)
@@ -921,7 +1034,7 @@ impl Service<Request<Incoming>> for Svc {
     type Error = Infallible;
     type Future = RespFuture;
 
-    fn call(&self, req: Request<Incoming>) -> RespFuture {
+    fn call(&self, mut req: Request<Incoming>) -> RespFuture {
         let path = req.uri().path();
         if path == COUNTERS_PATH {
             let resp = if Allow::Get.permits(req.method()) {
@@ -939,7 +1052,7 @@ impl Service<Request<Incoming>> for Svc {
         let (route, allow) = Route::of(path);
         let method = method_index(req.method());
         let dispatch = if allow.permits(req.method()) {
-            self.state.dispatch(route, &req)
+            self.state.dispatch(route, &mut req)
         } else {
             Dispatch::Done(method_not_allowed(allow))
         };
@@ -972,7 +1085,10 @@ async fn serve_connection(stream: TcpStream, svc: Svc, mut shutdown: watch::Rece
     // Default builder: keep-alive on, and no timer, so hyper sets up no
     // per-request header-read timeout (this target only faces test clients).
     // `pipeline_flush` is left off; hyper documents it as experimental.
-    let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), svc);
+    // `with_upgrades` hands WebSocket connections over to their own task.
+    let conn = http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), svc)
+        .with_upgrades();
     let mut conn = std::pin::pin!(conn);
     tokio::select! {
         // Connection errors (client resets, malformed requests) are the
@@ -1064,14 +1180,15 @@ impl DemoTarget {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let counters = Arc::new(Counters::new());
+        let (shutdown, shutdown_rx) = watch::channel(false);
         let state = Arc::new(State {
             counters: Arc::clone(&counters),
             tokens: Tokens {
                 key: RandomState::new(),
             },
             next_order_id: AtomicU64::new(1),
+            shutdown: shutdown_rx.clone(),
         });
-        let (shutdown, shutdown_rx) = watch::channel(false);
         let task = tokio::spawn(accept_loop(listener, state, shutdown_rx));
         Ok(DemoTarget {
             addr,

@@ -45,6 +45,8 @@ pub use hopper_core::{
     between, constant, constant_pacing, constant_throughput, fail, hook, interrupt, poisson,
     stop_user, task, Task, TaskError, TaskResult, TaskSet, User, UserClass, WaitTime,
 };
+/// WebSocket users: [`ws::WebSocket`] connects, exchanges and closes, recording each exchange.
+pub use hopper_http::ws;
 pub use hopper_http::{HttpClient, Response};
 /// The statistics engine (Locust-compatible entries, HDR percentiles, console tables).
 pub use hopper_stats as stats;
