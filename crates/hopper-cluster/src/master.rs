@@ -25,6 +25,8 @@ const HEARTBEAT_DEAD: i32 = -60;
 const SPAWN_REPORT_WAIT: Duration = Duration::from_secs(1);
 /// How long the master waits for workers to confirm a stop, beyond the stop timeout.
 const STOP_CONFIRM_SLACK: Duration = Duration::from_secs(10);
+/// How long after `client_stopped` a worker's reports still count.
+const STOPPED_REPORTS_ACCEPTED: Duration = Duration::from_secs(120);
 /// How long the master waits for workers to confirm a quit, beyond the stop timeout.
 const QUIT_SLACK: Duration = Duration::from_secs(3);
 /// Worker log lines kept per worker for `/logs`.
@@ -82,6 +84,10 @@ struct Shared {
     observer: Option<RunnerObserver>,
     class_names: Vec<String>,
     worker_logs: BTreeMap<String, Vec<String>>,
+    /// Workers that sent `client_stopped` and have not registered again, and when: a Locust
+    /// worker keeps reporting while it sleeps out the stop timeout, and those statistics
+    /// count (Locust merges them too).
+    stopped: BTreeMap<String, Instant>,
 }
 
 impl Shared {
@@ -221,6 +227,7 @@ impl MasterRunner {
             observer: None,
             class_names: classes.iter().map(|c| c.name().to_string()).collect(),
             worker_logs: BTreeMap::new(),
+            stopped: BTreeMap::new(),
         }));
         let session = Arc::new(OnceLock::new());
         let handler = MessageHandler {
@@ -272,10 +279,11 @@ impl MasterRunner {
             send(&self.sender, "quit", Value::Nil, id);
         }
         let until = Instant::now() + self.options.stop_timeout + QUIT_SLACK;
-        while Instant::now() < until && !lock(&self.shared).nodes.is_empty() {
+        let live = |shared: &Shared| shared.nodes.values().filter(|n| n.state.live()).count();
+        while Instant::now() < until && live(&lock(&self.shared)) > 0 {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let left = lock(&self.shared).nodes.len();
+        let left = live(&lock(&self.shared));
         if left > 0 {
             tracing::warn!(target: "hopper.runners", "{left} workers did not confirm the quit; their last statistics may be missing");
         }
@@ -494,6 +502,16 @@ impl Runner for MasterRunner {
     }
 }
 
+impl Drop for MasterRunner {
+    fn drop(&mut self) {
+        // The message and heartbeat tasks would otherwise keep the port and the session alive.
+        for task in &self._tasks {
+            task.abort();
+        }
+        self.sender.close();
+    }
+}
+
 /// See [`MasterRunner::session_slot`].
 pub struct SessionSlot(Arc<OnceLock<SessionHandle>>);
 
@@ -594,7 +612,14 @@ impl MessageHandler {
                 }
             }
             "client_stopped" => {
-                let removed = lock(&self.shared).nodes.remove(id).is_some();
+                let removed = {
+                    let mut shared = lock(&self.shared);
+                    let removed = shared.nodes.remove(id).is_some();
+                    if removed {
+                        shared.stopped.insert(id.to_string(), Instant::now());
+                    }
+                    removed
+                };
                 if removed {
                     tracing::debug!(target: "hopper.runners", "Removing {id} worker from running workers");
                     self.after_departure();
@@ -655,6 +680,7 @@ impl MessageHandler {
             let mut shared = lock(&self.shared);
             let next = shared.indexes.len() as u64;
             let index = *shared.indexes.entry(id.to_string()).or_insert(next);
+            shared.stopped.remove(id);
             // A known id connecting again replaces its node, as in Locust.
             shared.nodes.insert(
                 id.to_string(),
@@ -708,7 +734,14 @@ impl MessageHandler {
     }
 
     fn stats(&self, id: &str, data: &Value) {
-        if !lock(&self.shared).nodes.contains_key(id) {
+        let accepted = {
+            let mut shared = lock(&self.shared);
+            shared
+                .stopped
+                .retain(|_, at| at.elapsed() < STOPPED_REPORTS_ACCEPTED);
+            shared.nodes.contains_key(id) || shared.stopped.contains_key(id)
+        };
+        if !accepted {
             tracing::warn!(target: "hopper.runners", "Discarded a stats report from unrecognized worker {} (it has not sent client_ready)", clip(id));
             return;
         }
@@ -778,6 +811,9 @@ impl MessageHandler {
     /// forget those missing for a minute.
     async fn check_heartbeats(self) {
         let mut ticker = tokio::time::interval(Duration::from_secs(1));
+        // After a stall (the process was paused, the machine overloaded), count one second,
+        // not every missed one: queued heartbeats have not been read yet.
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
             let mut went_missing = Vec::new();

@@ -34,6 +34,8 @@ const MASTER_SILENCE_STOP: Duration = Duration::from_secs(60);
 /// Without a master heartbeat for this long the worker reconnects and announces itself
 /// again: a restarted master does not know it and ignores its heartbeats.
 const MASTER_SILENCE_RECONNECT: Duration = Duration::from_secs(5);
+/// The longest stop timeout a master can ask for (a day).
+const MAX_STOP_TIMEOUT: Duration = Duration::from_secs(86_400);
 /// Task exceptions sent per report at most (one message per occurrence, as in Locust).
 const MAX_EXCEPTION_MESSAGES: u64 = 100;
 
@@ -100,10 +102,20 @@ pub async fn run_worker(
         last_logs: Vec::new(),
         stop_timeout: Duration::ZERO,
     };
-    tokio::pin!(shutdown);
-    let exit = tokio::select! {
-        exit = worker.serve(&mut runner) => exit,
-        _ = &mut shutdown => WorkerExit::Quit,
+    // Ctrl-C or SIGTERM: the worker says goodbye properly (final statistics, then `quit`,
+    // as Locust's worker does) rather than vanishing into "missing".
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let exit = {
+        let serve = worker.serve(&mut runner, stop_rx);
+        tokio::pin!(serve);
+        tokio::pin!(shutdown);
+        tokio::select! {
+            exit = &mut serve => exit,
+            _ = &mut shutdown => {
+                let _ = stop_tx.send(true);
+                serve.await
+            }
+        }
     };
     runner.stop().await;
     exit
@@ -133,15 +145,26 @@ enum Ended {
 
 impl Worker {
     /// Connects, serves, and reconnects while the master can be found.
-    async fn serve(&mut self, runner: &mut LocalRunner) -> WorkerExit {
+    async fn serve(
+        &mut self,
+        runner: &mut LocalRunner,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> WorkerExit {
         let mut failures = 0u32;
         let mut silent_since: Option<Instant> = None;
         loop {
+            if *shutdown.borrow() {
+                return WorkerExit::Quit;
+            }
             match self.connect(runner).await {
                 Ok((tx, rx, index)) => {
                     failures = 0;
                     tracing::info!(target: "hopper.worker", "Connected to master {}:{} as worker {} (index {index})", self.options.master_host, self.options.master_port, self.identity);
-                    match self.session(runner, &tx, rx).await {
+                    // A new master (or the same one again) starts from its own clock, and what
+                    // was recorded while disconnected is delivered before any new test clears it.
+                    self.last_spawn = f64::NEG_INFINITY;
+                    self.report(runner, &tx).await;
+                    match self.session(runner, &tx, rx, &mut shutdown).await {
                         Ended::Quit => return WorkerExit::Quit,
                         Ended::Lost(why) => {
                             tracing::warn!(target: "hopper.worker", "Lost the master ({why}); reconnecting");
@@ -230,15 +253,28 @@ impl Worker {
         runner: &mut LocalRunner,
         tx: &WorkerSender,
         mut rx: WorkerReceiver,
+        shutdown: &mut tokio::sync::watch::Receiver<bool>,
     ) -> Ended {
         let mut heartbeat = tokio::time::interval(HEARTBEAT_INTERVAL);
         let mut report = tokio::time::interval(REPORT_INTERVAL);
         let mut logs = tokio::time::interval(LOGS_INTERVAL);
+        // After a stall, one tick rather than a burst of them.
+        for ticker in [&mut heartbeat, &mut report, &mut logs] {
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        }
         report.reset();
         logs.reset();
         let mut last_master_heartbeat = Instant::now();
         loop {
             tokio::select! {
+                _ = shutdown.changed() => {
+                    tracing::info!(target: "hopper.worker", "Shutting down: stopping the users and sending the last statistics to the master");
+                    runner.stop().await;
+                    self.report(runner, tx).await;
+                    self.send(tx, "quit", Value::Nil);
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    return Ended::Quit;
+                }
                 received = rx.recv() => {
                     let payload = match received {
                         Ok(p) => p,
@@ -262,6 +298,8 @@ impl Worker {
                             {
                                 return ended;
                             }
+                            // The last seconds of the test go to the master before it moves on.
+                            self.report(runner, tx).await;
                             self.send(tx, "client_stopped", Value::Nil);
                             self.send(tx, "client_ready", Value::from(wire::WORKER_VERSION));
                         }
@@ -376,13 +414,20 @@ impl Worker {
         if let Some((tags, exclude)) = tags_from_options(&spawn.parsed_options) {
             runner.set_tags(tags, exclude);
         }
-        self.stop_timeout = Duration::from_secs_f64(spawn.stop_timeout.max(0.0));
+        // Whatever number a master sends (NaN, infinite, huge) becomes a usable timeout.
+        self.stop_timeout = Duration::try_from_secs_f64(spawn.stop_timeout.max(0.0))
+            .unwrap_or(MAX_STOP_TIMEOUT)
+            .min(MAX_STOP_TIMEOUT);
         runner.set_stop_timeout(self.stop_timeout);
         let counts: BTreeMap<String, u32> = spawn
             .user_classes_count
             .iter()
             .map(|(k, v)| (k.clone(), u32::try_from(*v).unwrap_or(u32::MAX)))
             .collect();
+        if matches!(runner.state(), RunnerState::Ready | RunnerState::Stopped) {
+            // A new test starts from cleared statistics: count its exceptions from zero.
+            self.exceptions_sent.clear();
+        }
         runner.apply_counts(&counts);
         let running = runner.user_classes_count();
         let complete = wire::SpawningComplete {

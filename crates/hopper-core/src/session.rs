@@ -275,11 +275,11 @@ impl<R: Runner> Actor<R> {
                         self.runner.state(),
                         RunnerState::Spawning | RunnerState::Running
                     );
-                    let target = self
-                        .status
-                        .borrow()
-                        .target_users
-                        .zip(self.status.borrow().spawn_rate);
+                    // One borrow: two at once could deadlock behind a waiting writer.
+                    let target = {
+                        let status = self.status.borrow();
+                        status.target_users.zip(status.spawn_rate)
+                    };
                     if let (true, Some(target)) = (ramping, target) {
                         self.ramp = Some(target);
                     }

@@ -222,7 +222,10 @@ pub(crate) fn ns_to_us(ns: u64) -> u64 {
 
 /// HDR values past what an auto-resizing histogram can hold (`i64::MAX / 2`) are clamped, so
 /// a corrupt time cannot make recording fail.
-const HDR_MAX_US: u64 = (i64::MAX / 2) as u64;
+/// The largest response time an HDR histogram records (a day, in µs): an auto-resizing
+/// histogram grows with its largest value, so a worker reporting absurd times must not make
+/// the master allocate for them. Longer times are recorded as a day.
+pub const HDR_MAX_US: u64 = 86_400_000_000;
 
 /// Records into an HDR histogram without failing.
 pub(crate) fn hdr_record(h: &mut Histogram<u64>, us: u64) {

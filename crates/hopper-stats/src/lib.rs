@@ -37,8 +37,8 @@ pub use csv_out::{
 pub use entry::{
     bucket_response_time, calculate_response_time_percentile, diff_response_time_dicts,
     next_creation_order, percentile_label, CachedResponseTimes, StatsEntry,
-    CURRENT_RESPONSE_TIME_PERCENTILE_WINDOW, PERCENTILES_TO_CHART, PERCENTILES_TO_REPORT,
-    PERCENTILES_TO_STATISTICS, RESPONSE_TIMES_CACHE_SIZE,
+    CURRENT_RESPONSE_TIME_PERCENTILE_WINDOW, HDR_MAX_US, PERCENTILES_TO_CHART,
+    PERCENTILES_TO_REPORT, PERCENTILES_TO_STATISTICS, RESPONSE_TIMES_CACHE_SIZE,
 };
 pub use errors::{error_key, exception_key, parse_error, StatsError, TaskException};
 pub use history::{history_point, HistoryPoint, HISTORY_STATS_INTERVAL_SEC};

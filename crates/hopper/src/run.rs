@@ -125,6 +125,16 @@ fn check_options(cli: &Cli) -> Result<(), SetupError> {
             "--autoquit is only meaningful in combination with --autostart",
         ));
     }
+    if cli.master && cli.worker {
+        return Err(SetupError::new(
+            "The --master argument cannot be combined with --worker",
+        ));
+    }
+    if cli.master && cli.expect_workers == Some(0) {
+        return Err(SetupError::new(
+            "Invalid --expect-workers argument (0), must be a positive number",
+        ));
+    }
     if cli.tls_cert.is_some() != cli.tls_key.is_some() {
         return Err(SetupError::new(
             "--tls-cert and --tls-key must be given together",
@@ -328,7 +338,9 @@ async fn run_test(cli: &Cli, classes: Vec<Arc<dyn AnyUserClass>>) -> i32 {
     // Locust reads `-t 0` as "no limit" (its check is `if options.run_time:`).
     let run_time = cli.run_time.filter(|t| *t > 0).map(Duration::from_secs);
     if let (Some(view), true) = (&cluster, autostart) {
-        if let Some(expected) = cli.expect_workers.filter(|n| *n > 0) {
+        // Locust's default is one worker: a headless master never starts with none.
+        let expected = cli.expect_workers.unwrap_or(1);
+        {
             let wait = cli
                 .expect_workers_max_wait
                 .filter(|s| *s > 0)
@@ -473,7 +485,8 @@ async fn run_worker(
                 0
             }
         }
-        WorkerExit::NoMaster(_) => 1,
+        // Locust's worker exits with -1 when it gives up on its master.
+        WorkerExit::NoMaster(_) => 255,
     }
 }
 

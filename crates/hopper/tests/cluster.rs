@@ -1082,3 +1082,94 @@ fn a_headless_master_gives_up_waiting_for_workers() {
     );
     assert_eq!(target.finish().total(), 0);
 }
+
+#[test]
+fn a_headless_master_waits_for_one_worker_by_default() {
+    // Locust's --expect-workers defaults to 1: a worker that starts after its master still
+    // gets the test, instead of the master ramping to nobody.
+    let target = Target::start();
+    let dir = TempDir::new("cluster-default-expect");
+    let mut procs = Procs::default();
+    let port = start_master(
+        &mut procs,
+        &dir,
+        "master",
+        0,
+        &[
+            "--headless",
+            "-u",
+            "3",
+            "-r",
+            "3",
+            "-t",
+            "3s",
+            "-H",
+            target.url(),
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    start_worker(&mut procs, &dir, port, "late_0");
+    let out = procs.take("master").wait();
+    out.assert_code(0);
+    let summary = out.summary();
+    assert!(summary.aggregated.reqs > 0, "{}", out.dump());
+    assert_eq!(
+        summary.aggregated.reqs,
+        target.counters().total(),
+        "{}",
+        out.dump()
+    );
+}
+
+#[test]
+fn a_worker_stopped_by_sigterm_says_goodbye_with_its_last_statistics() {
+    let target = Target::start();
+    let dir = TempDir::new("cluster-worker-sigterm");
+    let mut procs = Procs::default();
+    let (port, web) = start_web_master(&mut procs, &dir, "master", 0, target.url());
+    for id in ["keep_0", "leave_0"] {
+        start_worker(&mut procs, &dir, port, id);
+    }
+    wait_for_ready_workers(&web, &["keep_0", "leave_0"], Duration::from_secs(20));
+    swarm(&web, 4, 100);
+    poll(&web, Duration::from_secs(15), "4 users running", |v| {
+        (v["user_count"] == 4 && v["state"] == "running").then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    procs.get("leave_0").signal("TERM");
+    let worker = procs.take("leave_0").wait();
+    worker.assert_code(0);
+    // The master hears `quit` (not silence): the worker is gone at once, never `missing`,
+    // and the survivor takes all 4 users.
+    poll(
+        &web,
+        Duration::from_secs(10),
+        "the survivor runs all 4 users",
+        |v| {
+            let w = workers(v);
+            (!w.contains_key("leave_0") && w.get("keep_0").is_some_and(|n| n.user_count == 4))
+                .then_some(())
+        },
+    );
+    let said_quit = procs
+        .get("master")
+        .wait_for_stderr(Duration::from_secs(5), |s| {
+            s.contains("Worker leave_0 quit.")
+        });
+    let log = procs.get("master").stderr_so_far();
+    assert!(said_quit, "{}", tail(&log, 30));
+    assert!(
+        !log.contains("leave_0 failed to send heartbeat"),
+        "{}",
+        tail(&log, 30)
+    );
+    // Stop cleanly: every request the leaving worker made was reported before it left.
+    let stopped = web.request("POST", "/stop", &[], b"");
+    assert_eq!(stopped.status, 200);
+    poll(&web, Duration::from_secs(15), "stopped", |v| {
+        (v["state"] == "stopped").then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(3500));
+    let v = stats(&web);
+    assert_eq!(total_requests(&v), target.counters().total(), "{v}");
+}

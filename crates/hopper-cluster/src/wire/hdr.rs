@@ -40,8 +40,7 @@ pub const HOPPER_HDR_KEY: &str = "hopper_hdr";
 /// their histograms.
 const FORMAT_VERSION: u64 = 1;
 
-/// The largest value an auto-resizing histogram can hold (hopper-stats clamps to the same).
-const HDR_MAX_US: u64 = (i64::MAX / 2) as u64;
+use hopper_stats::HDR_MAX_US;
 
 /// What a report's [`HOPPER_HDR_KEY`] carried. The histograms themselves are attached to the
 /// report's entries (their `hdr` fields) when it is read, so a master's
