@@ -5,45 +5,15 @@
 //! Statistics are process-wide, so each test uses request names of its own and looks only
 //! at those.
 
-use hopper::demo_target::DemoTarget;
+mod common;
+
+use common::{error_texts, synced_stats, with_demo_target};
 use hopper::HttpClient;
-use hopper_stats::RequestStats;
 use serde_json::json;
 use std::time::Duration;
 
-/// Runs `f` with a fresh demo target and a client based on it.
-fn with_target<F, Fut>(f: F)
-where
-    F: FnOnce(HttpClient, String) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .on_thread_park(hopper_stats::flush_thread)
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let target = DemoTarget::start("127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
-        let base = target.base_url();
-        let client = HttpClient::new(Some(&base));
-        tokio::time::timeout(Duration::from_secs(30), f(client, base))
-            .await
-            .expect("test finished in time");
-        target.shutdown().await;
-    });
-}
-
-/// The merged statistics after every thread has handed over what it recorded.
-fn stats() -> std::sync::MutexGuard<'static, RequestStats> {
-    assert!(hopper_stats::global().sync(Duration::from_secs(5)));
-    hopper_stats::global().lock()
-}
-
 fn entry_counts(name: &str, method: &str) -> (u64, u64) {
-    let s = stats();
+    let s = synced_stats();
     let e = s
         .entries
         .get(&(name.to_string(), method.to_string()))
@@ -51,18 +21,9 @@ fn entry_counts(name: &str, method: &str) -> (u64, u64) {
     (e.num_requests, e.num_failures)
 }
 
-fn error_texts(name: &str) -> Vec<String> {
-    stats()
-        .errors
-        .values()
-        .filter(|e| e.name == name)
-        .map(|e| e.error.clone())
-        .collect()
-}
-
 #[test]
 fn names_default_to_path_and_query_and_can_be_overridden() {
-    with_target(|mut c, _| async move {
+    with_demo_target(|mut c, _| async move {
         let r = c.get("/products?page=1").send().await;
         assert_eq!(r.status(), 200);
         c.get("/products/3")
@@ -81,7 +42,7 @@ fn names_default_to_path_and_query_and_can_be_overridden() {
 
 #[test]
 fn error_statuses_fail_with_locusts_text() {
-    with_target(|mut c, _| async move {
+    with_demo_target(|mut c, _| async move {
         let r = c.get("/status/404").name("/status404-test").send().await;
         assert_eq!(r.status(), 404);
         assert!(!r.ok());
@@ -107,7 +68,7 @@ fn error_statuses_fail_with_locusts_text() {
 
 #[test]
 fn catch_response_overrides_the_status_rule() {
-    with_target(|mut c, _| async move {
+    with_demo_target(|mut c, _| async move {
         let mut r = c
             .get("/status/404")
             .name("/catch-ok")
@@ -140,7 +101,7 @@ fn catch_response_overrides_the_status_rule() {
 
 #[test]
 fn redirects_are_followed_and_named_by_the_first_url() {
-    with_target(|mut c, _| async move {
+    with_demo_target(|mut c, _| async move {
         let r = c.get("/redirect").send().await;
         assert_eq!(r.status(), 200);
         assert!(r.text().contains("Welcome"));
@@ -151,7 +112,7 @@ fn redirects_are_followed_and_named_by_the_first_url() {
 
 #[test]
 fn cookies_are_kept_per_client() {
-    with_target(|mut c, base| async move {
+    with_demo_target(|mut c, base| async move {
         assert_eq!(
             c.get("/cookie/check")
                 .name("/cookie-before")
@@ -178,7 +139,7 @@ fn cookies_are_kept_per_client() {
 
 #[test]
 fn json_login_token_and_bearer_header() {
-    with_target(|mut c, _| async move {
+    with_demo_target(|mut c, _| async move {
         let r = c
             .post("/login")
             .json(&json!({"username": "alice", "password": "secret"}))
@@ -214,7 +175,7 @@ fn connection_refused_and_bad_urls_are_failures_not_panics() {
         .local_addr()
         .unwrap()
         .port();
-    with_target(|mut c, _| async move {
+    with_demo_target(|mut c, _| async move {
         let r = c
             .get(format!("http://127.0.0.1:{port}/refused"))
             .send()
@@ -239,7 +200,7 @@ fn connection_refused_and_bad_urls_are_failures_not_panics() {
 
 #[test]
 fn timeouts_fail_the_request_and_the_client_recovers() {
-    with_target(|mut c, base| async move {
+    with_demo_target(|mut c, base| async move {
         let r = c
             .get("/slow?ms=3000")
             .name("/slow-timeout")
@@ -269,7 +230,7 @@ fn timeouts_fail_the_request_and_the_client_recovers() {
 
 #[test]
 fn many_requests_on_one_connection_are_all_recorded() {
-    with_target(|mut c, _| async move {
+    with_demo_target(|mut c, _| async move {
         for _ in 0..500 {
             c.get("/fast").name("/fast-500").send().await;
         }
@@ -279,7 +240,7 @@ fn many_requests_on_one_connection_are_all_recorded() {
 
 #[test]
 fn names_include_the_base_path_and_are_percent_encoded() {
-    with_target(|_, base| async move {
+    with_demo_target(|_, base| async move {
         let mut c = HttpClient::new(Some(&format!("{base}/api")));
         // The target has no /api: a 404, named by the path that was sent.
         c.get("/products").send().await;
@@ -361,7 +322,7 @@ async fn echo_server() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>
 
 #[test]
 fn redirects_change_method_and_drop_bodies_like_requests() {
-    with_target(|_, _| async move {
+    with_demo_target(|_, _| async move {
         let (base, log) = echo_server().await;
         let port = base.rsplit(':').next().unwrap().to_string();
         let mut c = HttpClient::new(Some(&base));

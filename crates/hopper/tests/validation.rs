@@ -8,44 +8,15 @@
 
 mod common;
 
-use common::{example_bin, run_in, target_count, Target, TempDir};
-use hopper::demo_target::DemoTarget;
+use common::{
+    error_texts, example_bin, run_in, synced_stats, target_count, with_demo_target, Target, TempDir,
+};
 use hopper::HttpClient;
-use hopper_stats::RequestStats;
 use serde_json::json;
-use std::time::Duration;
-
-fn with_target<F, Fut>(f: F)
-where
-    F: FnOnce(HttpClient) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .on_thread_park(hopper_stats::flush_thread)
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let target = DemoTarget::start("127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
-        let client = HttpClient::new(Some(&target.base_url()));
-        tokio::time::timeout(Duration::from_secs(30), f(client))
-            .await
-            .expect("test finished in time");
-        target.shutdown().await;
-    });
-}
-
-fn stats() -> std::sync::MutexGuard<'static, RequestStats> {
-    assert!(hopper_stats::global().sync(Duration::from_secs(5)));
-    hopper_stats::global().lock()
-}
 
 /// (requests, failures, total content length, max response time in ms) of one entry.
 fn entry(name: &str) -> (u64, u64, u64, f64) {
-    let s = stats();
+    let s = synced_stats();
     let e = s
         .entries
         .get(&(name.to_string(), "GET".to_string()))
@@ -63,18 +34,9 @@ fn counts(name: &str) -> (u64, u64) {
     (reqs, fails)
 }
 
-fn error_texts(name: &str) -> Vec<String> {
-    stats()
-        .errors
-        .values()
-        .filter(|e| e.name == name)
-        .map(|e| e.error.clone())
-        .collect()
-}
-
 #[test]
 fn the_first_failing_check_fails_the_request_once() {
-    with_target(|mut c| async move {
+    with_demo_target(|mut c, _| async move {
         let r = c
             .get("/status/404")
             .name("/v-status")
@@ -176,7 +138,7 @@ fn the_first_failing_check_fails_the_request_once() {
 
 #[test]
 fn checks_with_catch_response_can_be_overridden_and_record_once() {
-    with_target(|mut c| async move {
+    with_demo_target(|mut c, _| async move {
         let mut r = c
             .get("/fast")
             .name("/v-catch-override")
@@ -246,7 +208,7 @@ fn connection_errors_keep_their_own_text() {
 
 #[test]
 fn discarded_bodies_are_counted_by_size() {
-    with_target(|mut c| async move {
+    with_demo_target(|mut c, _| async move {
         let kept = c.get("/products").name("/v-kept").send().await;
         assert!(!kept.bytes().is_empty());
         let r = c
@@ -286,7 +248,7 @@ fn discarded_bodies_are_counted_by_size() {
 
 #[test]
 fn values_carry_from_one_response_to_the_next() {
-    with_target(|mut c| async move {
+    with_demo_target(|mut c, _| async move {
         let r = c
             .post("/login")
             .json(&json!({"username": "ann", "password": "secret"}))

@@ -95,17 +95,6 @@ fn counts(name: &str, request_type: &str) -> (u64, u64) {
         .map_or((0, 0), |e| (e.num_requests, e.num_failures))
 }
 
-/// The error texts recorded for this name.
-fn errors_of(name: &str) -> Vec<String> {
-    let stats = hopper_stats::global().lock();
-    stats
-        .errors
-        .values()
-        .filter(|e| e.name == name)
-        .map(|e| e.error.clone())
-        .collect()
-}
-
 #[test]
 fn exchanges_receives_and_request_types_are_recorded() {
     let target = Target::start();
@@ -163,7 +152,7 @@ fn connecting_to_a_closed_port_is_a_recorded_failure() {
     });
     assert_eq!(counts("refused", "WS"), (1, 1));
     assert_eq!(
-        errors_of("refused"),
+        error_texts("refused"),
         ["ConnectionRefusedError(111, 'Connection refused')"]
     );
 }

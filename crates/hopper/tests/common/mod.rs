@@ -773,3 +773,50 @@ pub fn assert_counts_match(
     }
     summary
 }
+
+// ---------------------------------------------------------------------------------------------
+// In-process client tests
+// ---------------------------------------------------------------------------------------------
+
+/// Runs `f` with a fresh demo target on 127.0.0.1, a client based on it and its base URL, on
+/// a runtime whose threads hand over their statistics when idle; the test fails if `f` takes
+/// more than 30 s.
+pub fn with_demo_target<F, Fut>(f: F)
+where
+    F: FnOnce(hopper::HttpClient, String) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .on_thread_park(hopper_stats::flush_thread)
+        .build()
+        .expect("a tokio runtime");
+    rt.block_on(async {
+        let target = DemoTarget::start("127.0.0.1:0".parse().expect("an address"))
+            .await
+            .expect("the demo target starts");
+        let base = target.base_url();
+        let client = hopper::HttpClient::new(Some(&base));
+        tokio::time::timeout(Duration::from_secs(30), f(client, base))
+            .await
+            .expect("test finished in time");
+        target.shutdown().await;
+    });
+}
+
+/// The process's merged statistics after every thread has handed over what it recorded.
+pub fn synced_stats() -> std::sync::MutexGuard<'static, hopper_stats::RequestStats> {
+    assert!(hopper_stats::global().sync(Duration::from_secs(5)));
+    hopper_stats::global().lock()
+}
+
+/// The failure texts recorded for requests named `name`.
+pub fn error_texts(name: &str) -> Vec<String> {
+    synced_stats()
+        .errors
+        .values()
+        .filter(|e| e.name == name)
+        .map(|e| e.error.clone())
+        .collect()
+}
