@@ -149,6 +149,67 @@ fn hopper_command(dir: &Path, args: &[&str]) -> Command {
     cmd
 }
 
+/// Which implementation runs a node.
+#[derive(Clone, Copy)]
+enum Side {
+    Locust,
+    Hopper,
+}
+
+fn side_command(side: Side, dir: &Path, args: &[&str]) -> Command {
+    match side {
+        Side::Locust => locust_command(dir, args),
+        Side::Hopper => hopper_command(dir, args),
+    }
+}
+
+/// A master bound to 127.0.0.1:`port` ("0": a free one), with `rest` arguments.
+fn spawn_master(side: Side, dir: &Path, port: &str, rest: &[&str]) -> Running {
+    let mut args = vec![
+        "--master",
+        "--master-bind-host",
+        "127.0.0.1",
+        "--master-bind-port",
+        port,
+    ];
+    args.extend_from_slice(rest);
+    Running::spawn(side_command(side, dir, &args))
+}
+
+/// A worker joining the master on 127.0.0.1:`port`.
+fn spawn_worker(side: Side, dir: &Path, port: &str) -> Running {
+    Running::spawn(side_command(
+        side,
+        dir,
+        &[
+            "--worker",
+            "--master-host",
+            "127.0.0.1",
+            "--master-port",
+            port,
+        ],
+    ))
+}
+
+/// Everything a cluster printed, for failure messages.
+fn dump_cluster(master: &Output, kind: &str, workers: &[Output]) -> String {
+    let mut s = master.dump();
+    for (i, w) in workers.iter().enumerate() {
+        s.push_str(&format!("\n=== {kind} {i}\n{}", w.dump()));
+    }
+    s
+}
+
+/// Everything a master with one Locust and one Hopper worker printed.
+fn dump_mixed(master: &Output, locust: &Output, hopper: &Output) -> String {
+    format!(
+        "{}\n=== Locust worker\n{}\n=== Hopper worker\n{}",
+        master.dump(),
+        locust.dump(),
+        hopper.dump()
+    )
+}
+
 /// What Locust's `UsersDispatcher` assigns to each of `ids` for `users` users of the
 /// locustfile's classes, ramping at once.
 fn locust_dispatch(dir: &TempDir, users: u32, ids: &[String]) -> Distribution {
@@ -446,14 +507,11 @@ fn hopper_workers_under_locust_master() {
     let dir = TempDir::new("interop-locust-master");
     let port = free_port().to_string();
 
-    let mut master = Running::spawn(locust_command(
+    let mut master = spawn_master(
+        Side::Locust,
         dir.path(),
+        &port,
         &[
-            "--master",
-            "--master-bind-host",
-            "127.0.0.1",
-            "--master-bind-port",
-            &port,
             "--headless",
             "-u",
             "8",
@@ -467,7 +525,7 @@ fn hopper_workers_under_locust_master() {
             target.url(),
             "--json",
         ],
-    ));
+    );
     expect_log(
         &mut master,
         "the Locust master",
@@ -475,18 +533,7 @@ fn hopper_workers_under_locust_master() {
         STARTUP,
     );
     let mut workers: Vec<Running> = (0..2)
-        .map(|_| {
-            Running::spawn(hopper_command(
-                dir.path(),
-                &[
-                    "--worker",
-                    "--master-host",
-                    "127.0.0.1",
-                    "--master-port",
-                    &port,
-                ],
-            ))
-        })
+        .map(|_| spawn_worker(Side::Hopper, dir.path(), &port))
         .collect();
     let ids: Vec<String> = workers.iter_mut().map(hopper_worker_id).collect();
 
@@ -496,13 +543,7 @@ fn hopper_workers_under_locust_master() {
         .map(|w| wait_worker(w, "a Hopper worker", "Got quit message from master"))
         .collect();
     let snapshot = target.finish().snapshot();
-    let context = || {
-        let mut s = master.dump();
-        for (i, w) in worker_outputs.iter().enumerate() {
-            s.push_str(&format!("\n=== Hopper worker {i}\n{}", w.dump()));
-        }
-        s
-    };
+    let context = || dump_cluster(&master, "Hopper worker", &worker_outputs);
 
     master.assert_code(0);
     for w in &worker_outputs {
@@ -570,14 +611,11 @@ fn locust_workers_under_hopper_master() {
     let prefix = dir.path().join("run");
     let prefix = prefix.to_str().unwrap();
 
-    let mut master = Running::spawn(hopper_command(
+    let mut master = spawn_master(
+        Side::Hopper,
         dir.path(),
+        "0",
         &[
-            "--master",
-            "--master-bind-host",
-            "127.0.0.1",
-            "--master-bind-port",
-            "0",
             "--headless",
             "-u",
             "8",
@@ -592,21 +630,10 @@ fn locust_workers_under_hopper_master() {
             "--csv",
             prefix,
         ],
-    ));
+    );
     let port = hopper_master_port(&mut master).to_string();
     let workers: Vec<Running> = (0..2)
-        .map(|_| {
-            Running::spawn(locust_command(
-                dir.path(),
-                &[
-                    "--worker",
-                    "--master-host",
-                    "127.0.0.1",
-                    "--master-port",
-                    &port,
-                ],
-            ))
-        })
+        .map(|_| spawn_worker(Side::Locust, dir.path(), &port))
         .collect();
 
     let master = master.wait();
@@ -615,13 +642,7 @@ fn locust_workers_under_hopper_master() {
         .map(|w| wait_worker(w, "a Locust worker", "Shutting down (exit code"))
         .collect();
     let snapshot = target.finish().snapshot();
-    let context = || {
-        let mut s = master.dump();
-        for (i, w) in worker_outputs.iter().enumerate() {
-            s.push_str(&format!("\n=== Locust worker {i}\n{}", w.dump()));
-        }
-        s
-    };
+    let context = || dump_cluster(&master, "Locust worker", &worker_outputs);
 
     master.assert_code(0);
     for w in &worker_outputs {
@@ -677,14 +698,11 @@ fn mixed_workers_under_hopper_master_with_web_ui() {
     let target = Target::start();
     let dir = TempDir::new("interop-mixed");
 
-    let mut master = Running::spawn(hopper_command(
+    let mut master = spawn_master(
+        Side::Hopper,
         dir.path(),
+        "0",
         &[
-            "--master",
-            "--master-bind-host",
-            "127.0.0.1",
-            "--master-bind-port",
-            "0",
             "--web-host",
             "127.0.0.1",
             "--web-port",
@@ -703,7 +721,7 @@ fn mixed_workers_under_hopper_master_with_web_ui() {
             "-H",
             target.url(),
         ],
-    ));
+    );
     let port = hopper_master_port(&mut master).to_string();
     expect_log(
         &mut master,
@@ -712,26 +730,8 @@ fn mixed_workers_under_hopper_master_with_web_ui() {
         STARTUP,
     );
     let web = Server::plain(&web_addr_from_log(&master.stderr_so_far()).expect("web address"));
-    let locust_worker = Running::spawn(locust_command(
-        dir.path(),
-        &[
-            "--worker",
-            "--master-host",
-            "127.0.0.1",
-            "--master-port",
-            &port,
-        ],
-    ));
-    let mut hopper_worker = Running::spawn(hopper_command(
-        dir.path(),
-        &[
-            "--worker",
-            "--master-host",
-            "127.0.0.1",
-            "--master-port",
-            &port,
-        ],
-    ));
+    let locust_worker = spawn_worker(Side::Locust, dir.path(), &port);
+    let mut hopper_worker = spawn_worker(Side::Hopper, dir.path(), &port);
     let hopper_id = hopper_worker_id(&mut hopper_worker);
     expect_log(
         &mut master,
@@ -814,14 +814,7 @@ fn mixed_workers_under_hopper_master_with_web_ui() {
         "Got quit message from master",
     );
     let snapshot = target.finish().snapshot();
-    let context = || {
-        format!(
-            "{}\n=== Locust worker\n{}\n=== Hopper worker\n{}",
-            master.dump(),
-            locust_out.dump(),
-            hopper_out.dump()
-        )
-    };
+    let context = || dump_mixed(&master, &locust_out, &hopper_out);
     master.assert_code(0);
     assert_eq!(locust_out.code, Some(0), "{}", context());
     assert_eq!(hopper_out.code, Some(0), "{}", context());
@@ -855,14 +848,11 @@ fn locust_master_takes_hopper_version_without_warning() {
     let dir = TempDir::new("interop-version-locust");
     let port = free_port().to_string();
 
-    let mut master = Running::spawn(locust_command(
+    let mut master = spawn_master(
+        Side::Locust,
         dir.path(),
+        &port,
         &[
-            "--master",
-            "--master-bind-host",
-            "127.0.0.1",
-            "--master-bind-port",
-            &port,
             "--headless",
             "-u",
             "4",
@@ -878,23 +868,14 @@ fn locust_master_takes_hopper_version_without_warning() {
             "--loglevel",
             "DEBUG",
         ],
-    ));
+    );
     expect_log(
         &mut master,
         "the Locust master",
         "Starting Locust 2.47.0",
         STARTUP,
     );
-    let mut worker = Running::spawn(hopper_command(
-        dir.path(),
-        &[
-            "--worker",
-            "--master-host",
-            "127.0.0.1",
-            "--master-port",
-            &port,
-        ],
-    ));
+    let mut worker = spawn_worker(Side::Hopper, dir.path(), &port);
     let id = hopper_worker_id(&mut worker);
     let master = master.wait();
     let worker = wait_worker(worker, "the Hopper worker", "Got quit message from master");
@@ -947,14 +928,11 @@ fn hopper_master_takes_both_versions_without_warning() {
     let target = Target::start();
     let dir = TempDir::new("interop-version-hopper");
 
-    let mut master = Running::spawn(hopper_command(
+    let mut master = spawn_master(
+        Side::Hopper,
         dir.path(),
+        "0",
         &[
-            "--master",
-            "--master-bind-host",
-            "127.0.0.1",
-            "--master-bind-port",
-            "0",
             "--headless",
             "-u",
             "4",
@@ -969,28 +947,10 @@ fn hopper_master_takes_both_versions_without_warning() {
             "--loglevel",
             "DEBUG",
         ],
-    ));
+    );
     let port = hopper_master_port(&mut master).to_string();
-    let locust_worker = Running::spawn(locust_command(
-        dir.path(),
-        &[
-            "--worker",
-            "--master-host",
-            "127.0.0.1",
-            "--master-port",
-            &port,
-        ],
-    ));
-    let mut hopper_worker = Running::spawn(hopper_command(
-        dir.path(),
-        &[
-            "--worker",
-            "--master-host",
-            "127.0.0.1",
-            "--master-port",
-            &port,
-        ],
-    ));
+    let locust_worker = spawn_worker(Side::Locust, dir.path(), &port);
+    let mut hopper_worker = spawn_worker(Side::Hopper, dir.path(), &port);
     let hopper_id = hopper_worker_id(&mut hopper_worker);
     let master = master.wait();
     let locust_out = wait_worker(
@@ -1004,14 +964,7 @@ fn hopper_master_takes_both_versions_without_warning() {
         "Got quit message from master",
     );
     let snapshot = target.finish().snapshot();
-    let context = || {
-        format!(
-            "{}\n=== Locust worker\n{}\n=== Hopper worker\n{}",
-            master.dump(),
-            locust_out.dump(),
-            hopper_out.dump()
-        )
-    };
+    let context = || dump_mixed(&master, &locust_out, &hopper_out);
     master.assert_code(0);
     assert_eq!(locust_out.code, Some(0), "{}", context());
     assert_eq!(hopper_out.code, Some(0), "{}", context());
@@ -1081,14 +1034,11 @@ fn locust_workers_quit_after_graceful_stop() {
     let prefix = dir.path().join("run");
     let prefix = prefix.to_str().unwrap();
 
-    let mut master = Running::spawn(hopper_command(
+    let mut master = spawn_master(
+        Side::Hopper,
         dir.path(),
+        "0",
         &[
-            "--master",
-            "--master-bind-host",
-            "127.0.0.1",
-            "--master-bind-port",
-            "0",
             "--headless",
             "-u",
             "4",
@@ -1105,21 +1055,10 @@ fn locust_workers_quit_after_graceful_stop() {
             "--csv",
             prefix,
         ],
-    ));
+    );
     let port = hopper_master_port(&mut master).to_string();
     let workers: Vec<Running> = (0..2)
-        .map(|_| {
-            Running::spawn(locust_command(
-                dir.path(),
-                &[
-                    "--worker",
-                    "--master-host",
-                    "127.0.0.1",
-                    "--master-port",
-                    &port,
-                ],
-            ))
-        })
+        .map(|_| spawn_worker(Side::Locust, dir.path(), &port))
         .collect();
     let master = master.wait();
     let mut worker_outputs = Vec::new();
@@ -1140,13 +1079,7 @@ fn locust_workers_quit_after_graceful_stop() {
         worker_outputs.push(w.wait());
     }
     let snapshot = target.finish().snapshot();
-    let context = || {
-        let mut s = master.dump();
-        for (i, w) in worker_outputs.iter().enumerate() {
-            s.push_str(&format!("\n=== Locust worker {i}\n{}", w.dump()));
-        }
-        s
-    };
+    let context = || dump_cluster(&master, "Locust worker", &worker_outputs);
     master.assert_code(0);
     for w in &worker_outputs {
         assert_eq!(w.code, Some(0), "a Locust worker failed\n{}", context());
