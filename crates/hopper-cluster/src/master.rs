@@ -854,9 +854,6 @@ impl MessageHandler {
 }
 
 /// A peer-supplied string shortened for log lines.
-fn clip(text: &str) -> String {
-    match text.char_indices().nth(80) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text.to_string(),
-    }
+fn clip(text: &str) -> std::borrow::Cow<'_, str> {
+    hopper_stats::text::clip(text, 80)
 }

@@ -345,11 +345,7 @@ pub(crate) fn check_pointer(pointer: &str) -> Result<(), CheckError> {
 /// Values in failure texts are cut at 100 characters: the text becomes the error key, and a
 /// whole document in it would make it unreadable.
 fn shorten(text: &str) -> Cow<'_, str> {
-    const MAX: usize = 100;
-    match text.char_indices().nth(MAX) {
-        None => text.into(),
-        Some((i, _)) => format!("{}...", &text[..i]).into(),
-    }
+    hopper_stats::text::clip_with(text, 100, "...")
 }
 
 /// Why an `expect_*` check failed or a value could not be taken from a response. The text

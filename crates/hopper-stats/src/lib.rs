@@ -29,6 +29,7 @@ pub mod report_data;
 mod request_stats;
 #[cfg(test)]
 mod scenario;
+pub mod text;
 pub mod web_json;
 
 pub use csv_out::{

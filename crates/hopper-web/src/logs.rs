@@ -32,11 +32,7 @@ impl LogBuffer {
             if lines.len() == MAX_LOG_LINES {
                 lines.pop_front();
             }
-            let kept = match line.char_indices().nth(MAX_LINE_CHARS) {
-                Some((cut, _)) => format!("{}…", &line[..cut]),
-                None => line.to_string(),
-            };
-            lines.push_back(kept);
+            lines.push_back(hopper_stats::text::clip(line, MAX_LINE_CHARS).into_owned());
         }
     }
 

@@ -19,10 +19,7 @@ const SHOWN_CHARS: usize = 100;
 /// A caller-supplied value shortened for messages: its first [`SHOWN_CHARS`] characters, and
 /// `…` when there were more.
 pub fn clip(value: &str) -> std::borrow::Cow<'_, str> {
-    match value.char_indices().nth(SHOWN_CHARS) {
-        Some((cut, _)) => format!("{}…", &value[..cut]).into(),
-        None => value.into(),
-    }
+    hopper_stats::text::clip(value, SHOWN_CHARS)
 }
 
 /// Locust's message for a missing or out-of-range count or rate.
