@@ -9,6 +9,7 @@
 use crate::transport::{Incoming, MasterSender, MasterSocket};
 use crate::wire::{self, Message};
 use hopper_core::dispatch::{UserClassSpec, UsersDispatcher};
+use hopper_core::events::{self, environment, events, SpawningComplete, WorkerReport};
 use hopper_core::{AnyUserClass, Runner, RunnerObserver, RunnerState, SessionHandle};
 use hopper_stats::web_json::WorkerRow;
 use rmpv::Value;
@@ -220,6 +221,8 @@ impl MasterRunner {
             .map_err(|e| e.to_string())?;
         let port = socket.port();
         let (sender, incoming) = socket.split();
+        events::set_role(events::Role::Master);
+        events::set_host(host.as_deref());
         let shared = Arc::new(Mutex::new(Shared {
             nodes: BTreeMap::new(),
             indexes: BTreeMap::new(),
@@ -374,6 +377,7 @@ impl Runner for MasterRunner {
         if matches!(state, RunnerState::Ready | RunnerState::Stopped) {
             hopper_stats::global().clear_all();
             self.dispatcher = None;
+            events().test_start.fire(&environment());
         }
         let workers = live.len() as f64;
         if spawn_rate / workers > 100.0 {
@@ -444,6 +448,9 @@ impl Runner for MasterRunner {
             tracing::info!(target: "hopper.runners", "Resetting stats");
             hopper_stats::global().reset_all();
         }
+        events().spawning_complete.fire(&SpawningComplete {
+            user_count: u64::from(user_count),
+        });
     }
 
     async fn stop(&mut self) {
@@ -454,6 +461,7 @@ impl Runner for MasterRunner {
             }
             shared.nodes.keys().cloned().collect::<Vec<_>>()
         };
+        events().test_stopping.fire(&environment());
         self.set_state(RunnerState::Stopping);
         self.dispatcher = None;
         for id in &ids {
@@ -466,6 +474,7 @@ impl Runner for MasterRunner {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         self.set_state(RunnerState::Stopped);
+        events().test_stop.fire(&environment());
     }
 
     fn state(&self) -> RunnerState {
@@ -478,6 +487,7 @@ impl Runner for MasterRunner {
 
     fn set_host(&mut self, host: Option<&str>) {
         self.host = host.filter(|h| !h.is_empty()).map(str::to_string);
+        hopper_core::events::set_host(host);
     }
 
     fn all_classes(&self) -> &[Arc<dyn AnyUserClass>] {
@@ -494,11 +504,15 @@ impl Runner for MasterRunner {
             RunnerState::Ready | RunnerState::Stopped
         );
         if running {
+            events().test_stopping.fire(&environment());
             self.set_state(RunnerState::Stopping);
         }
         self.dispatcher = None;
         self.quit_workers().await;
         self.set_state(RunnerState::Stopped);
+        if running {
+            events().test_stop.fire(&environment());
+        }
     }
 }
 
@@ -769,6 +783,17 @@ impl MessageHandler {
         hopper_stats::global()
             .lock()
             .merge_worker_report(&report.report);
+        let worker_report = &events().worker_report;
+        if worker_report.has_listeners() {
+            worker_report.fire(&WorkerReport {
+                client_id: id.to_string(),
+                data: report
+                    .extra
+                    .iter()
+                    .map(|(k, v)| (k.clone(), wire::to_json(v)))
+                    .collect(),
+            });
+        }
         let mut shared = lock(&self.shared);
         if let Some(node) = shared.nodes.get_mut(id) {
             node.user_classes_count = report.user_classes_count;

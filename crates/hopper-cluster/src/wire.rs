@@ -22,6 +22,7 @@ mod control;
 mod error;
 mod fields;
 mod hdr;
+mod json;
 mod message;
 mod stats;
 
@@ -36,6 +37,7 @@ pub use control::{
 };
 pub use error::WireError;
 pub use hdr::{approximate_hdr_from_buckets, HdrPayload, HOPPER_HDR_KEY};
+pub use json::{from_json, to_json};
 pub use message::{kind, Message};
 pub use stats::{entry_from_value, entry_to_value, error_from_value, error_to_value, StatsReport};
 

@@ -11,6 +11,7 @@
 use crate::proc_stats::ProcessUsage;
 use crate::transport::{WorkerReceiver, WorkerSender, WorkerSocket};
 use crate::wire::{self, Message};
+use hopper_core::events::{events, ReportToMaster, SpawningComplete};
 use hopper_core::{LocalRunner, RunnerState};
 use rmpv::Value;
 use std::collections::BTreeMap;
@@ -90,6 +91,7 @@ pub async fn run_worker(
         .clone()
         .filter(|id| !id.is_empty())
         .unwrap_or_else(client_id);
+    hopper_core::events::set_role(hopper_core::events::Role::Worker);
     tracing::info!(target: "hopper.worker", "Worker {identity} connecting to master {}:{}", options.master_host, options.master_port);
     let mut worker = Worker {
         identity,
@@ -290,7 +292,7 @@ impl Worker {
                     match message.kind.as_str() {
                         "heartbeat" => last_master_heartbeat = Instant::now(),
                         "spawn" => self.spawn(runner, tx, &message.data),
-                        "spawning_complete" => {}
+                        "spawning_complete" => spawning_complete(&message.data),
                         "stop" => {
                             if let Some(ended) = self
                                 .stop_keeping_contact(runner, tx, &mut rx, &mut last_master_heartbeat)
@@ -402,6 +404,8 @@ impl Worker {
             }
         };
         self.send(tx, "spawning", Value::Nil);
+        // The ramp goes on until the master says it is complete.
+        hopper_core::population::set_spawning_complete(false);
         if spawn.timestamp <= self.last_spawn {
             tracing::warn!(target: "hopper.worker", "Discarded a spawn message older than the last one");
             return;
@@ -457,11 +461,17 @@ impl Worker {
                 .collect();
             (report, exceptions)
         };
+        let custom = ReportToMaster::new(self.identity.clone());
+        events().report_to_master.fire(&custom);
         let payload = wire::StatsReport {
             report,
             user_classes_count: counts.iter().map(|(k, v)| (k.clone(), *v as u64)).collect(),
             user_count: counts.values().sum::<usize>() as u64,
-            extra: Vec::new(),
+            extra: custom
+                .into_data()
+                .iter()
+                .map(|(k, v)| (k.clone(), wire::from_json(v)))
+                .collect(),
             hdr: None,
         };
         self.send(tx, "stats", payload.to_value(self.hopper_master));
@@ -491,6 +501,22 @@ impl Worker {
             logs: lines,
         };
         self.send(tx, "logs", logs.to_value());
+    }
+}
+
+/// The master's word that the whole ramp is complete: the worker's users may now meet at
+/// an all-users rendezvous, and `spawning_complete` listeners hear the test's total.
+fn spawning_complete(data: &Value) {
+    match wire::spawning_complete_user_count(data) {
+        Ok(user_count) => {
+            hopper_core::population::set_spawning_complete(true);
+            events()
+                .spawning_complete
+                .fire(&SpawningComplete { user_count });
+        }
+        Err(e) => {
+            tracing::warn!(target: "hopper.worker", "Dropped a spawning_complete message that could not be read: {e}");
+        }
     }
 }
 

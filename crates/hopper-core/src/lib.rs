@@ -7,8 +7,11 @@
 
 pub mod control;
 pub mod dispatch;
+pub mod events;
 pub mod health;
 pub mod panic_hook;
+pub mod population;
+pub mod rendezvous;
 pub mod runner;
 pub mod session;
 pub mod task;

@@ -5,9 +5,13 @@
 //! class should be running, and the runner spawns the missing ones and retires the surplus
 //! (newest first). Retiring honours `--stop-timeout`: waiting users stop at once, busy users
 //! may finish their task until the timeout, then they are killed; `on_stop` always runs.
+//! The runner fires `test_start`, `spawning_complete`, `test_stopping` and `test_stop`
+//! ([`crate::events`]) where Locust's does.
 
 use crate::control::{control, ControlHandle, Signal};
 use crate::dispatch::{UserClassSpec, UsersDispatcher};
+use crate::events::{environment, events, SpawningComplete};
+use crate::population;
 use crate::user::{AnyUserClass, SpawnUser};
 use futures_util::FutureExt;
 use std::collections::{BTreeMap, BTreeSet};
@@ -142,6 +146,7 @@ impl LocalRunner {
             .as_deref()
             .filter(|h| !h.is_empty())
             .map(Arc::from);
+        crate::events::set_host(options.host.as_deref());
         LocalRunner {
             classes: classes.clone(),
             all_classes: classes,
@@ -166,6 +171,7 @@ impl LocalRunner {
     /// `environment.host`); `None` or an empty string lets each class use its own host.
     pub fn set_host(&mut self, host: Option<&str>) {
         self.host_override = host.filter(|h| !h.is_empty()).map(Arc::from);
+        crate::events::set_host(host);
     }
 
     /// The classes this runner was given (before tag filtering).
@@ -225,6 +231,7 @@ impl LocalRunner {
         if matches!(self.state, RunnerState::Ready | RunnerState::Stopped) {
             self.begin_test();
         }
+        population::set_spawning_complete(false);
         self.set_state(RunnerState::Spawning);
         tracing::info!(
             target: "hopper.runners",
@@ -281,6 +288,10 @@ impl LocalRunner {
             tracing::info!(target: "hopper.runners", "Resetting stats");
             hopper_stats::global().reset_all();
         }
+        population::set_spawning_complete(true);
+        events().spawning_complete.fire(&SpawningComplete {
+            user_count: total as u64,
+        });
     }
 
     /// Sets `-T`/`-E` for the next test (a worker takes its master's).
@@ -315,6 +326,8 @@ impl LocalRunner {
         if matches!(self.state, RunnerState::Ready | RunnerState::Stopped) {
             return;
         }
+        events().test_stopping.fire(&environment());
+        population::set_spawning_complete(false);
         self.set_state(RunnerState::Cleanup);
         self.dispatcher = None;
         let users: Vec<RunningUser> = std::mem::take(&mut self.users)
@@ -338,10 +351,12 @@ impl LocalRunner {
             );
         }
         self.set_state(RunnerState::Stopped);
+        events().test_stop.fire(&environment());
     }
 
     fn begin_test(&mut self) {
         hopper_stats::global().clear_all();
+        events().test_start.fire(&environment());
         let tags = self.options.tags.as_ref();
         let exclude = self.options.exclude_tags.as_ref();
         self.classes = if tags.is_some() || exclude.is_some() {

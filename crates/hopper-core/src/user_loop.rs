@@ -43,6 +43,7 @@ pub(crate) async fn run<S: Send + 'static>(
     mut user: User<S>,
     mut ctl: Control,
 ) {
+    let _alive = crate::population::LiveUser::new();
     let drain = user.client.drain();
     // Locust starts the pacing clock when the user is created, so on_start counts.
     let mut pacing = Pacing::new(Instant::now());
@@ -54,7 +55,7 @@ pub(crate) async fn run<S: Send + 'static>(
             }
             Some(Err(e @ TaskError::Failed { .. })) => {
                 // Locust logs it and the user's greenlet ends for good.
-                record_exception(&e, "on_start");
+                record_exception(&e, "on_start", &user);
                 return;
             }
             Some(_) => {}
@@ -75,7 +76,7 @@ pub(crate) async fn run<S: Send + 'static>(
             // An interrupt at the top level has nowhere to go: keep running the user's tasks.
             Exit::Reschedule { .. } => continue,
             Exit::Failed(e) => {
-                record_exception(&e, &class.name);
+                record_exception(&e, &class.name, &user);
                 if !wait(&mut user, &mut ctl, &class.wait_time, &mut pacing).await {
                     break;
                 }
@@ -165,7 +166,7 @@ fn run_set<'a, S: Send + 'static>(
                         return Exit::Reschedule { now: reschedule };
                     }
                     Some(Err(e @ TaskError::Failed { .. })) => {
-                        record_exception(&e, &task.name);
+                        record_exception(&e, &task.name, user);
                         Next::Wait
                     }
                 },
@@ -175,7 +176,7 @@ fn run_set<'a, S: Send + 'static>(
                         Exit::Reschedule { now: true } => Next::NoWait,
                         Exit::Reschedule { now: false } => Next::Wait,
                         Exit::Failed(e) => {
-                            record_exception(&e, &child.name);
+                            record_exception(&e, &child.name, user);
                             Next::Wait
                         }
                     }
@@ -287,7 +288,8 @@ async fn run_caught<S: Send + 'static>(f: &TaskFn<S>, user: &mut User<S>) -> Tas
 
 /// Records a failed task as a Locust exception: message, and where it happened in the
 /// traceback form Locust's UI shows.
-fn record_exception(e: &TaskError, task: &str) {
+/// Also fires `user_error`.
+fn record_exception<S>(e: &TaskError, task: &str, user: &User<S>) {
     if let TaskError::Failed {
         message,
         file,
@@ -297,6 +299,14 @@ fn record_exception(e: &TaskError, task: &str) {
         let traceback = format!("  File \"{file}\", line {line}, in {task}\n");
         tracing::error!(target: "hopper.user.task", "{message}\n{traceback}");
         hopper_stats::record_exception(message, &traceback);
+        crate::events::events()
+            .user_error
+            .fire(&crate::events::UserError {
+                class_name: user.class_name.to_string(),
+                user_id: user.id,
+                message: message.clone(),
+                traceback,
+            });
     }
 }
 

@@ -45,8 +45,8 @@ pub use errors::{error_key, exception_key, parse_error, StatsError, TaskExceptio
 pub use history::{history_point, HistoryPoint, HISTORY_STATS_INTERVAL_SEC};
 pub use pyfmt::{python_repr_str, PyNum};
 pub use recorder::{
-    flush_thread, global, now_epoch, record, record_exception, RequestRecord, Stats,
-    SAMPLE_FLUSH_THRESHOLD,
+    flush_thread, global, now_epoch, record, record_exception, set_request_observer, RequestRecord,
+    Stats, SAMPLE_FLUSH_THRESHOLD,
 };
 pub use report_data::{
     format_duration, locust_report_span, report_extra_history_point, report_filename,

@@ -58,8 +58,24 @@ pub fn global() -> &'static Stats {
     GLOBAL.get_or_init(Stats::new)
 }
 
+/// Someone outside the statistics who wants to see every request (the `request` event).
+static OBSERVER: OnceLock<fn(&RequestRecord<'_>)> = OnceLock::new();
+
+/// Registers the function shown every recorded request after it is counted (the engine's
+/// `request` event). Only the first registration counts.
+pub fn set_request_observer(observer: fn(&RequestRecord<'_>)) {
+    let _ = OBSERVER.set(observer);
+}
+
 /// Records one request into the calling thread's shard.
 pub fn record(r: &RequestRecord<'_>) {
+    record_quietly(r);
+    if let Some(observe) = OBSERVER.get() {
+        observe(r);
+    }
+}
+
+fn record_quietly(r: &RequestRecord<'_>) {
     let stats = global();
     let now = now_epoch();
     let done = SHARD

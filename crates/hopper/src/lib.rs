@@ -41,6 +41,13 @@ use hopper_core::AnyUserClass;
 use std::ffi::OsString;
 use std::sync::Arc;
 
+/// Events and hooks (Locust's `environment.events`): register listeners on [`events()`].
+pub use hopper_core::events;
+pub use hopper_core::events::events;
+/// Ending the whole test from a task (Locust's `environment.runner.quit()`).
+pub use hopper_core::population::quit_test;
+/// Rendezvous points: hold users until enough are there, then release them together.
+pub use hopper_core::rendezvous::{self, Rendezvous};
 pub use hopper_core::{
     between, constant, constant_pacing, constant_throughput, fail, hook, interrupt, poisson,
     stop_user, task, Task, TaskError, TaskResult, TaskSet, User, UserClass, WaitTime,
@@ -55,6 +62,8 @@ pub use hopper_stats as stats;
 pub mod prelude {
     pub use crate::request::measure;
     pub use crate::Hopper;
+    pub use hopper_core::population::quit_test;
+    pub use hopper_core::rendezvous::Rendezvous;
     pub use hopper_core::{
         between, constant, constant_pacing, constant_throughput, fail, hook, interrupt, poisson,
         stop_user, task, Task, TaskError, TaskResult, TaskSet, User, UserClass, WaitTime,

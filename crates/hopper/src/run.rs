@@ -7,6 +7,8 @@ use crate::cli::Cli;
 use crate::demo_target::DemoTarget;
 use crate::stats_loop::StatsLoop;
 use hopper_cluster::{MasterOptions, MasterRunner, WorkerExit, WorkerOptions};
+use hopper_core::events::{environment, events, Environment, Init, Quitting, Role, Totals};
+use hopper_core::population;
 use hopper_core::{
     spawn_session, AnyUserClass, LocalRunner, RunnerOptions, SessionHandle, SwarmRequest,
 };
@@ -285,13 +287,23 @@ async fn run_test(cli: &Cli, classes: Vec<Arc<dyn AnyUserClass>>) -> i32 {
         tracing::info!(target: "hopper.main", "Master listening for workers on port {}", master.port());
         let view = master.view();
         let slot = master.session_slot();
-        let (session, task) = spawn_session(master, host);
+        let (session, task) = spawn_session(master, host.clone());
         slot.set(session.clone());
         (session, task, Some(view))
     } else {
-        let (session, task) = spawn_session(LocalRunner::new(classes, runner_options), host);
+        let (session, task) =
+            spawn_session(LocalRunner::new(classes, runner_options), host.clone());
         (session, task, None)
     };
+    let role = if cli.master {
+        Role::Master
+    } else {
+        Role::Local
+    };
+    if !fire_init(role, host.as_deref(), !headless) {
+        let _ = session.quit().await;
+        return 1;
+    }
     let live = Arc::new(hopper_web::LiveFigures::default());
     let stats_loop = StatsLoop::start(session.subscribe(), live.clone(), csv);
     let web = if headless {
@@ -392,6 +404,7 @@ async fn run_test(cli: &Cli, classes: Vec<Arc<dyn AnyUserClass>>) -> i32 {
     let reason = tokio::select! {
         r = ended => r.to_string(),
         s = signals.next() => s.to_string(),
+        r = population::quit_requested() => r,
         _ = session_lost(&session) => "The test session ended unexpectedly".to_string(),
     };
     tracing::info!(target: "hopper.main", "{reason}, shutting down");
@@ -425,6 +438,25 @@ async fn run_test(cli: &Cli, classes: Vec<Arc<dyn AnyUserClass>>) -> i32 {
         _ => {}
     }
     finish(cli).await
+}
+
+/// Fires `init` once the runner exists and before the web UI serves; false when a listener
+/// failed (Locust exits 1 then).
+fn fire_init(role: Role, host: Option<&str>, web_ui: bool) -> bool {
+    hopper_core::events::set_role(role);
+    let init = Init {
+        env: Environment {
+            role,
+            host: host.map(str::to_string),
+        },
+        web_ui,
+    };
+    if events().init.fire(&init) {
+        return true;
+    }
+    tracing::error!(target: "hopper.main", "An init event listener failed; not starting the test");
+    eprintln!("hopper: an init event listener failed; not starting the test");
+    false
 }
 
 /// Waits until `expected` workers are ready (Locust's `--expect-workers`), logging progress
@@ -472,14 +504,23 @@ async fn run_worker(
     };
     let recent = crate::logging::recent();
     let logs: hopper_cluster::worker::LogSource = Arc::new(move || recent.lines());
+    if !fire_init(Role::Worker, cli.host.as_deref(), false) {
+        return 1;
+    }
     let exit = hopper_cluster::run_worker(runner, worker_options, logs, async {
-        let s = signals.next().await;
-        tracing::info!(target: "hopper.main", "{s}, shutting down");
+        tokio::select! {
+            s = signals.next() => tracing::info!(target: "hopper.main", "{s}, shutting down"),
+            r = population::quit_requested() => tracing::info!(target: "hopper.main", "{r}, shutting down"),
+        }
     })
     .await;
     match exit {
         WorkerExit::Quit => {
-            if hopper_core::health::unhandled_count() > 0 {
+            let quitting = Quitting::new(environment(), Totals::now());
+            events().quitting.fire_reversed(&quitting);
+            if let Some(code) = quitting.exit_code() {
+                code
+            } else if hopper_core::health::unhandled_count() > 0 {
                 2
             } else {
                 0
@@ -576,9 +617,16 @@ async fn finish(cli: &Cli) -> i32 {
     if !complete {
         tracing::warn!(target: "hopper.main", "Some statistics could not be collected in time; the summary may miss the last requests");
     }
+    // Listeners may set the exit code; they run before it is decided, as in Locust, so a
+    // failing one still counts as an unhandled error.
+    let quitting = Quitting::new(environment(), Totals::now());
+    events().quitting.fire_reversed(&quitting);
     let stats = hopper_stats::global().lock();
-    // Locust's order: failures or task exceptions, then unhandled errors (exit code 2).
-    let code = if !stats.errors.is_empty() || !stats.exceptions.is_empty() {
+    // Locust's order: a code set by a listener, failures or task exceptions, then unhandled
+    // errors (exit code 2).
+    let code = if let Some(code) = quitting.exit_code() {
+        code
+    } else if !stats.errors.is_empty() || !stats.exceptions.is_empty() {
         cli.exit_code_on_error
     } else if hopper_core::health::unhandled_count() > 0 {
         2
