@@ -271,14 +271,14 @@ mod tests {
                 tokio::spawn(async move { r.wait().await })
             };
             let mine = r.wait().await;
-            let expected = Err(TimedOut {
+            let expected = TimedOut {
                 arrived: 2,
                 expected: 5,
-            });
-            assert_eq!(mine, expected);
-            assert_eq!(other.await.unwrap(), expected);
+            };
+            assert_eq!(mine, Err(expected));
+            assert_eq!(other.await.unwrap(), Err(expected));
             assert_eq!(
-                expected.unwrap_err().to_string(),
+                expected.to_string(),
                 "rendezvous timed out with 2 of 5 users"
             );
         });
