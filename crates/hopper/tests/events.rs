@@ -191,7 +191,7 @@ fn rendezvous_releases_every_user_together_then_groups_of_five() {
     let rushes = summary
         .row("RENDEZVOUS", "checkout rush: 5 together")
         .map_or(0, |r| r.reqs);
-    assert!(rushes > 0 && rushes % 5 == 0, "{}", out.dump());
+    assert!(rushes > 0 && rushes.is_multiple_of(5), "{}", out.dump());
     assert!(
         !summary.names().iter().any(|n| n.contains("timed out")),
         "{}",
