@@ -11,6 +11,9 @@
 //!   leaves the run to `-t`;
 //! * under a Hopper master with two Hopper workers, a queue of N rows is used exactly N
 //!   times across both workers (each leases some), and the run ends by itself;
+//! * under a Locust master (Locust 2.47 from the workspace's virtualenv, or
+//!   `HOPPER_LOCUST`, as in `tests/interop.rs`), a Hopper worker's queue reads its own copy,
+//!   says so, and ends the run by itself;
 //! * broken files (wrong field count, unterminated quote, no header, empty, invalid UTF-8,
 //!   missing) stop the program before any user starts: exit code 1 and a message naming
 //!   the file and line, never a panic.
@@ -19,6 +22,8 @@ mod common;
 
 use common::*;
 use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const ACCOUNTS: &str = "examples/data/accounts.csv";
@@ -339,4 +344,91 @@ fn broken_files_stop_the_program_with_the_file_and_line() {
     }
     let counters = target.finish();
     assert_eq!(counters.total(), 0, "{:?}", counters.snapshot());
+}
+
+/// `locust`: `HOPPER_LOCUST`, else the workspace's virtualenv (which `bash scripts/test`
+/// installs); the test fails when neither is there, as the interop tests do.
+fn locust_bin() -> PathBuf {
+    let path = std::env::var_os("HOPPER_LOCUST")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/locust"));
+    assert!(
+        path.is_file(),
+        "Locust 2.47.0 is not installed at {}: run `bash scripts/test` or set HOPPER_LOCUST",
+        path.display()
+    );
+    path
+}
+
+#[test]
+fn under_a_locust_master_a_worker_reads_its_own_copy_and_ends_the_run() {
+    let target = Target::start();
+    let dir = data_dir("feed-locust", &[(ACCOUNTS, &accounts(10, &[]))]);
+    // The master only needs a class of the same name to hand out.
+    dir.write(
+        "locustfile.py",
+        "from locust import HttpUser, task\n\n\nclass Login(HttpUser):\n    @task\n    def log_in(self):\n        pass\n",
+    );
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+        .to_string();
+    let mut master_cmd = command(&locust_bin(), dir.path());
+    master_cmd.env("PYTHONUNBUFFERED", "1").args([
+        "-f",
+        "locustfile.py",
+        "--master",
+        "--master-bind-host",
+        "127.0.0.1",
+        "--master-bind-port",
+        &port,
+        "--headless",
+        "-u",
+        "2",
+        "-r",
+        "2",
+        "-t",
+        "45s",
+        "--expect-workers",
+        "1",
+        "-H",
+        target.url(),
+    ]);
+    let master = Running::spawn(master_cmd);
+    let mut worker_cmd = command(&example_bin("feeders"), dir.path());
+    worker_cmd.args([
+        "--worker",
+        "--master-host",
+        "127.0.0.1",
+        "--master-port",
+        &port,
+    ]);
+    let worker = Running::spawn(worker_cmd);
+    let w = worker.wait();
+    w.assert_code(0)
+        .assert_stderr_contains(
+            "Feeder accounts: the master is not Hopper, so this worker reads its own copy",
+        )
+        .assert_stderr_contains("feeder accounts ran out of rows, shutting down")
+        .assert_stderr_lacks("panicked");
+    // Locust's headless master quits when its last worker has.
+    let out = master.wait();
+    out.assert_code(0)
+        .assert_stderr_lacks("--run-time limit reached");
+    let counters = target.finish();
+    assert_eq!(
+        target_count(&counters.snapshot(), "POST", "/login"),
+        10,
+        "{}\n=== worker\n{}",
+        out.dump(),
+        w.dump()
+    );
+    assert_eq!(
+        out.summary().row("POST", "/login").map(|r| r.reqs),
+        Some(10),
+        "{}",
+        out.dump()
+    );
 }
