@@ -13,7 +13,7 @@ use hopper_core::events::{self, environment, events, SpawningComplete, WorkerRep
 use hopper_core::{AnyUserClass, Runner, RunnerObserver, RunnerState, SessionHandle};
 use hopper_stats::web_json::WorkerRow;
 use rmpv::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -195,6 +195,12 @@ fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
     shared.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+fn lock_feeds(
+    feeds: &Mutex<BTreeMap<String, FeedLedger>>,
+) -> MutexGuard<'_, BTreeMap<String, FeedLedger>> {
+    feeds.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// The master's runner.
 pub struct MasterRunner {
     shared: Arc<Mutex<Shared>>,
@@ -237,6 +243,7 @@ impl MasterRunner {
             shared: shared.clone(),
             sender: sender.clone(),
             session: session.clone(),
+            feeds: Arc::default(),
         };
         let tasks = vec![
             tokio::spawn(handler.clone().receive(incoming)),
@@ -552,6 +559,22 @@ struct MessageHandler {
     shared: Arc<Mutex<Shared>>,
     sender: MasterSender,
     session: Arc<OnceLock<SessionHandle>>,
+    /// Queue feeders whose rows this master leased out, by feeder name.
+    feeds: Arc<Mutex<BTreeMap<String, FeedLedger>>>,
+}
+
+/// What the master knows of one queue feeder's leases.
+#[derive(Debug, Default)]
+struct FeedLedger {
+    /// Workers holding leased rows they may not have used yet: each got rows and has not
+    /// come back to be told the queue is empty.
+    holders: BTreeSet<String>,
+    /// The queue has no rows left.
+    empty: bool,
+    /// The feeder ends the test once exhausted.
+    stop_test: bool,
+    /// The master asked for the test to end.
+    ended: bool,
 }
 
 impl MessageHandler {
@@ -625,6 +648,7 @@ impl MessageHandler {
                     }
                 }
             }
+            wire::FEED_LEASE => self.feed_lease(id, &message.data),
             "client_stopped" => {
                 let removed = {
                     let mut shared = lock(&self.shared);
@@ -802,7 +826,84 @@ impl MessageHandler {
         shared.publish();
     }
 
+    /// A worker leases rows of a queue feeder: the next ones of the master's copy, each
+    /// handed out once. An empty answer marks the queue empty and the worker as having used
+    /// its rows (it asks only once those are gone).
+    fn feed_lease(&self, id: &str, data: &Value) {
+        let known = lock(&self.shared)
+            .nodes
+            .get(id)
+            .is_some_and(|n| n.state.live());
+        if !known {
+            tracing::warn!(target: "hopper.runners", "Ignored a feeder lease from unrecognized worker {} (it has not sent client_ready)", clip(id));
+            return;
+        }
+        let lease = match wire::FeedLease::from_value(data) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(target: "hopper.runners", "Dropped a feeder lease from {} that could not be read: {e}", clip(id));
+                return;
+            }
+        };
+        let count = usize::try_from(lease.count).unwrap_or(usize::MAX);
+        let answer = match hopper_core::feeder::cluster::hand_out(&lease.feeder, count) {
+            Ok(hand_out) => {
+                let mut feeds = lock_feeds(&self.feeds);
+                let ledger = feeds.entry(lease.feeder.clone()).or_default();
+                ledger.stop_test = hand_out.stop_test;
+                if hand_out.rows.is_empty() {
+                    ledger.empty = true;
+                    ledger.holders.remove(id);
+                } else {
+                    ledger.holders.insert(id.to_string());
+                }
+                tracing::debug!(target: "hopper.runners", "Leased {} rows of feeder {} to {id}", hand_out.rows.len(), clip(&lease.feeder));
+                wire::FeedRows {
+                    feeder: lease.feeder,
+                    id: lease.id,
+                    exhausted: hand_out.rows.is_empty(),
+                    rows: hand_out.rows,
+                    error: None,
+                }
+            }
+            Err(e) => {
+                tracing::warn!(target: "hopper.runners", "Cannot lease rows to {id}: {e}");
+                wire::FeedRows {
+                    feeder: lease.feeder,
+                    id: lease.id,
+                    rows: Vec::new(),
+                    exhausted: false,
+                    error: Some(e),
+                }
+            }
+        };
+        send(&self.sender, wire::FEED_ROWS, answer.to_value(), id);
+        self.check_feeds();
+    }
+
+    /// Ends the test once a stop-the-test queue is empty and no live worker still holds rows
+    /// of it (workers that left took their rows with them: those are lost, never re-issued).
+    fn check_feeds(&self) {
+        let live: BTreeSet<String> = lock(&self.shared).live_workers().into_iter().collect();
+        let mut ended = Vec::new();
+        for (name, ledger) in lock_feeds(&self.feeds).iter_mut() {
+            if ledger.empty
+                && ledger.stop_test
+                && !ledger.ended
+                && ledger.holders.is_disjoint(&live)
+            {
+                ledger.ended = true;
+                ended.push(name.clone());
+            }
+        }
+        for name in ended {
+            tracing::info!(target: "hopper.runners", "Feeder {} ran out of rows on every worker", clip(&name));
+            hopper_core::population::quit_test(format!("feeder {name} ran out of rows"));
+        }
+    }
+
     fn after_departure(&self) {
+        self.check_feeds();
         let (running, live) = {
             let shared = lock(&self.shared);
             shared.publish();
@@ -871,8 +972,11 @@ impl MessageHandler {
             for id in &went_missing {
                 tracing::info!(target: "hopper.runners", "Worker {id} failed to send heartbeat, setting state to missing.");
             }
-            if !went_missing.is_empty() && running {
-                self.workers_left(live, "went missing");
+            if !went_missing.is_empty() {
+                self.check_feeds();
+                if running {
+                    self.workers_left(live, "went missing");
+                }
             }
         }
     }

@@ -14,12 +14,16 @@
 //!   Locust's 14-key dict, plus an optional Hopper extension (`"hopper_hdr"`) that carries the
 //!   HDR histograms so a Hopper master can show exact precise percentiles over all workers.
 //!
+//! * [`FeedLease`] and [`FeedRows`] are Hopper's own messages (`hopper_feed_lease`,
+//!   `hopper_feed_rows`) by which a worker leases rows of a queue feeder from a Hopper master.
+//!
 //! Message type names are in [`kind`]. Everything here is plain data conversion; sockets live in
 //! the transport module.
 
 mod codec;
 mod control;
 mod error;
+mod feed;
 mod fields;
 mod hdr;
 mod json;
@@ -36,6 +40,7 @@ pub use control::{
     SpawningComplete, VersionMatch, PROTOCOL_VERSION, WORKER_VERSION,
 };
 pub use error::WireError;
+pub use feed::{FeedLease, FeedRows, FEED_LEASE, FEED_ROWS};
 pub use hdr::{approximate_hdr_from_buckets, HdrPayload, HOPPER_HDR_KEY};
 pub use json::{from_json, to_json};
 pub use message::{kind, Message};

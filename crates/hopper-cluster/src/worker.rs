@@ -12,11 +12,13 @@ use crate::proc_stats::ProcessUsage;
 use crate::transport::{WorkerReceiver, WorkerSender, WorkerSocket};
 use crate::wire::{self, Message};
 use hopper_core::events::{events, ReportToMaster, SpawningComplete};
+use hopper_core::feeder::{cluster as feeds, LeaseRequest};
 use hopper_core::{LocalRunner, RunnerState};
 use rmpv::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 /// Heartbeats to the master (Locust's HEARTBEAT_INTERVAL).
@@ -92,6 +94,8 @@ pub async fn run_worker(
         .filter(|id| !id.is_empty())
         .unwrap_or_else(client_id);
     hopper_core::events::set_role(hopper_core::events::Role::Worker);
+    // Queue feeders wait for a master to lease rows from (or to learn it is Locust's).
+    feeds::no_master();
     tracing::info!(target: "hopper.worker", "Worker {identity} connecting to master {}:{}", options.master_host, options.master_port);
     let mut worker = Worker {
         identity,
@@ -145,6 +149,74 @@ enum Ended {
     Lost(String),
 }
 
+/// One connection's feeder leases: users' requests for rows, and the leases sent to the
+/// master and not yet answered.
+struct FeedLink {
+    requests: mpsc::UnboundedReceiver<LeaseRequest>,
+    pending: BTreeMap<u64, oneshot::Sender<Result<(), String>>>,
+    next_id: u64,
+}
+
+impl FeedLink {
+    /// Queue feeders lease from a Hopper master; under a Locust master, which knows no
+    /// leases, they read this worker's own copy.
+    fn open(hopper_master: bool) -> FeedLink {
+        let (tx, requests) = mpsc::unbounded_channel();
+        if hopper_master {
+            feeds::lease_from_master(tx);
+        } else {
+            feeds::use_own_copy();
+        }
+        FeedLink {
+            requests,
+            pending: BTreeMap::new(),
+            next_id: 0,
+        }
+    }
+
+    /// Sends a user's request to the master as `hopper_feed_lease`.
+    fn ask(&mut self, worker: &Worker, tx: &WorkerSender, request: LeaseRequest) {
+        self.next_id += 1;
+        let lease = wire::FeedLease {
+            feeder: request.feeder,
+            count: request.count as u64,
+            id: self.next_id,
+        };
+        self.pending.insert(self.next_id, request.done);
+        worker.send(tx, wire::FEED_LEASE, lease.to_value());
+    }
+
+    /// Files the rows of a `hopper_feed_rows` answer and wakes the user waiting for them.
+    /// Rows are filed even if that user is gone, so another one takes them.
+    fn answered(&mut self, data: &Value) {
+        let rows = match wire::FeedRows::from_value(data) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(target: "hopper.worker", "Dropped a feeder answer from the master that could not be read: {e}");
+                // Its lease cannot be told apart: fail them all rather than leave users waiting.
+                for (_, done) in std::mem::take(&mut self.pending) {
+                    let _ = done.send(Err(format!("the master's answer could not be read: {e}")));
+                }
+                return;
+            }
+        };
+        let result = match rows.error {
+            Some(e) => Err(e),
+            None => feeds::deliver(&rows.feeder, rows.rows, rows.exhausted),
+        };
+        match self.pending.remove(&rows.id) {
+            Some(done) => {
+                let _ = done.send(result);
+            }
+            None => {
+                if let Err(e) = result {
+                    tracing::warn!(target: "hopper.worker", "{e}");
+                }
+            }
+        }
+    }
+}
+
 impl Worker {
     /// Connects, serves, and reconnects while the master can be found.
     async fn serve(
@@ -166,7 +238,14 @@ impl Worker {
                     // was recorded while disconnected is delivered before any new test clears it.
                     self.last_spawn = f64::NEG_INFINITY;
                     self.report(runner, &tx).await;
-                    match self.session(runner, &tx, rx, &mut shutdown).await {
+                    let mut link = FeedLink::open(self.hopper_master);
+                    let ended = self
+                        .session(runner, &tx, rx, &mut shutdown, &mut link)
+                        .await;
+                    if self.hopper_master {
+                        feeds::no_master();
+                    }
+                    match ended {
                         Ended::Quit => return WorkerExit::Quit,
                         Ended::Lost(why) => {
                             tracing::warn!(target: "hopper.worker", "Lost the master ({why}); reconnecting");
@@ -256,6 +335,7 @@ impl Worker {
         tx: &WorkerSender,
         mut rx: WorkerReceiver,
         shutdown: &mut tokio::sync::watch::Receiver<bool>,
+        link: &mut FeedLink,
     ) -> Ended {
         let mut heartbeat = tokio::time::interval(HEARTBEAT_INTERVAL);
         let mut report = tokio::time::interval(REPORT_INTERVAL);
@@ -295,7 +375,7 @@ impl Worker {
                         "spawning_complete" => spawning_complete(&message.data),
                         "stop" => {
                             if let Some(ended) = self
-                                .stop_keeping_contact(runner, tx, &mut rx, &mut last_master_heartbeat)
+                                .stop_keeping_contact(runner, tx, &mut rx, &mut last_master_heartbeat, link)
                                 .await
                             {
                                 return ended;
@@ -315,6 +395,7 @@ impl Worker {
                             return Ended::Quit;
                         }
                         "reconnect" => return Ended::Lost("the master asked for a reconnect".into()),
+                        wire::FEED_ROWS => link.answered(&message.data),
                         "ack" => {}
                         other => tracing::warn!(target: "hopper.worker", "Unknown message type '{other}' from the master"),
                     }
@@ -336,6 +417,7 @@ impl Worker {
                     };
                     self.send(tx, "heartbeat", beat.to_value());
                 }
+                Some(request) = link.requests.recv() => link.ask(self, tx, request),
                 _ = report.tick() => self.report(runner, tx).await,
                 _ = logs.tick() => self.ship_logs(tx),
             }
@@ -351,6 +433,7 @@ impl Worker {
         tx: &WorkerSender,
         rx: &mut WorkerReceiver,
         last_master_heartbeat: &mut Instant,
+        link: &mut FeedLink,
     ) -> Option<Ended> {
         let mut heartbeat = tokio::time::interval(HEARTBEAT_INTERVAL);
         let mut quit = false;
@@ -370,11 +453,14 @@ impl Worker {
                         };
                         self.send(tx, "heartbeat", beat.to_value());
                     }
+                    // Users finishing their last task may still lease rows.
+                    Some(request) = link.requests.recv() => link.ask(self, tx, request),
                     received = rx.recv() => match received {
-                        Ok(payload) => match Message::decode(&payload).map(|m| m.kind) {
-                            Ok(kind) if kind == "heartbeat" => *last_master_heartbeat = Instant::now(),
+                        Ok(payload) => match Message::decode(&payload) {
+                            Ok(m) if m.kind == "heartbeat" => *last_master_heartbeat = Instant::now(),
                             // A quit while stopping is honoured once the users have ended.
-                            Ok(kind) if kind == "quit" => quit = true,
+                            Ok(m) if m.kind == "quit" => quit = true,
+                            Ok(m) if m.kind == wire::FEED_ROWS => link.answered(&m.data),
                             _ => {}
                         },
                         Err(e) => {

@@ -8,6 +8,7 @@
 pub mod control;
 pub mod dispatch;
 pub mod events;
+pub mod feeder;
 pub mod health;
 pub mod panic_hook;
 pub mod population;

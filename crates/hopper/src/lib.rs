@@ -44,6 +44,9 @@ use std::sync::Arc;
 /// Events and hooks (Locust's `environment.events`): register listeners on [`events()`].
 pub use hopper_core::events;
 pub use hopper_core::events::events;
+/// Test data from CSV files: [`Feeder`] hands rows to users in queue, circular, random or
+/// shuffle order (a queue is shared by the whole cluster under a Hopper master).
+pub use hopper_core::feeder::{self, Exhausted, FeedMode, Feeder, Row};
 /// Ending the whole test from a task (Locust's `environment.runner.quit()`).
 pub use hopper_core::population::quit_test;
 /// Rendezvous points: hold users until enough are there, then release them together.
@@ -62,6 +65,7 @@ pub use hopper_stats as stats;
 pub mod prelude {
     pub use crate::request::measure;
     pub use crate::Hopper;
+    pub use hopper_core::feeder::{Exhausted, FeedMode, Feeder, Row};
     pub use hopper_core::population::quit_test;
     pub use hopper_core::rendezvous::Rendezvous;
     pub use hopper_core::{
@@ -76,6 +80,7 @@ pub mod prelude {
 #[derive(Default)]
 pub struct Hopper {
     classes: Vec<Arc<dyn AnyUserClass>>,
+    feeders: Vec<Feeder>,
     demo_target: bool,
 }
 
@@ -88,6 +93,15 @@ impl Hopper {
     /// Adds a user class.
     pub fn user<S: Send + 'static>(mut self, class: UserClass<S>) -> Hopper {
         self.classes.push(Arc::new(class));
+        self
+    }
+
+    /// Registers a test data feeder: its file is read and checked when the test starts, on
+    /// every node (master and workers too), before any user starts; a broken file stops the
+    /// program with exit code 1 and a message naming the file and line. A feeder must be
+    /// registered to hand out rows (an unregistered one fails the task that asks).
+    pub fn feeder(mut self, feeder: &Feeder) -> Hopper {
+        self.feeders.push(feeder.clone());
         self
     }
 
@@ -192,6 +206,6 @@ impl Hopper {
             println!("{}", task_ratio::ratio_json_text(&classes, cli.users));
             return 0;
         }
-        run::run(&cli, classes)
+        run::run(&cli, classes, &self.feeders)
     }
 }

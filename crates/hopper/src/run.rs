@@ -8,6 +8,7 @@ use crate::demo_target::DemoTarget;
 use crate::stats_loop::StatsLoop;
 use hopper_cluster::{MasterOptions, MasterRunner, WorkerExit, WorkerOptions};
 use hopper_core::events::{environment, events, Environment, Init, Quitting, Role, Totals};
+use hopper_core::feeder::Feeder;
 use hopper_core::population;
 use hopper_core::{
     spawn_session, AnyUserClass, LocalRunner, RunnerOptions, SessionHandle, SwarmRequest,
@@ -100,7 +101,17 @@ fn name_width() -> usize {
 }
 
 /// Runs a test, headless or with the web UI, and returns the process exit code.
-pub fn run(cli: &Cli, classes: Vec<Arc<dyn AnyUserClass>>) -> i32 {
+pub fn run(cli: &Cli, classes: Vec<Arc<dyn AnyUserClass>>, feeders: &[Feeder]) -> i32 {
+    // Test data is read and checked on every node before anything starts: a broken file is
+    // a setup error naming the file and line, as Locust's exit code 1 for a bad locustfile.
+    if let Err(e) = hopper_core::feeder::register(feeders) {
+        tracing::error!(target: "hopper.main", "{e}");
+        eprintln!("hopper: {e}");
+        return 1;
+    }
+    for f in feeders {
+        tracing::info!(target: "hopper.main", "{}", f.describe());
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         // Each worker thread flushes its statistics shard when it goes idle, so the merged
