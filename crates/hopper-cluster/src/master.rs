@@ -141,6 +141,8 @@ pub struct MasterOptions {
     /// `-T` and `-E`, passed to workers in every spawn's options (Locust's workers apply them).
     pub tags: Option<Vec<String>>,
     pub exclude_tags: Option<Vec<String>>,
+    /// Headless: the process ends when the last worker quits (Locust quits then too).
+    pub quit_when_last_worker_quits: bool,
 }
 
 /// The view the web UI needs of the workers.
@@ -244,6 +246,7 @@ impl MasterRunner {
             sender: sender.clone(),
             session: session.clone(),
             feeds: Arc::default(),
+            quit_when_last_worker_quits: options.quit_when_last_worker_quits,
         };
         let tasks = vec![
             tokio::spawn(handler.clone().receive(incoming)),
@@ -561,6 +564,8 @@ struct MessageHandler {
     session: Arc<OnceLock<SessionHandle>>,
     /// Queue feeders whose rows this master leased out, by feeder name.
     feeds: Arc<Mutex<BTreeMap<String, FeedLedger>>>,
+    /// See [`MasterOptions::quit_when_last_worker_quits`].
+    quit_when_last_worker_quits: bool,
 }
 
 /// What the master knows of one queue feeder's leases.
@@ -925,6 +930,11 @@ impl MessageHandler {
             return;
         }
         tracing::info!(target: "hopper.runners", "The last worker {how}, stopping test.");
+        if how == "quit" && self.quit_when_last_worker_quits {
+            // Locust's headless master quits here; a missing worker may still come back.
+            hopper_core::population::quit_test("The last worker quit");
+            return;
+        }
         if let Some(session) = self.session.get().cloned() {
             tokio::spawn(async move {
                 let _ = session.stop().await;

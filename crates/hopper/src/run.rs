@@ -287,6 +287,7 @@ async fn run_test(cli: &Cli, classes: Vec<Arc<dyn AnyUserClass>>) -> i32 {
             reset_stats: cli.reset_stats,
             tags: cli.tags.clone(),
             exclude_tags: cli.exclude_tags.clone(),
+            quit_when_last_worker_quits: headless,
         };
         let master = match MasterRunner::bind(classes, host.clone(), options).await {
             Ok(m) => m,

@@ -1173,3 +1173,53 @@ fn a_worker_stopped_by_sigterm_says_goodbye_with_its_last_statistics() {
     let v = stats(&web);
     assert_eq!(total_requests(&v), target.counters().total(), "{v}");
 }
+
+#[test]
+fn a_headless_master_quits_when_its_last_worker_quits() {
+    // Locust: "The last worker quit, stopping test." and, headless, the master quits too,
+    // with the statistics the worker sent on its way out.
+    let target = Target::start();
+    let dir = TempDir::new("cluster-last-worker-quits");
+    let mut procs = Procs::default();
+    let port = start_master(
+        &mut procs,
+        &dir,
+        "master",
+        0,
+        &[
+            "--headless",
+            "-u",
+            "3",
+            "-r",
+            "3",
+            "-t",
+            "60s",
+            "-H",
+            target.url(),
+        ],
+    );
+    start_worker(&mut procs, &dir, port, "only_0");
+    let running = procs
+        .get("master")
+        .wait_for_stderr(Duration::from_secs(20), |s| s.contains("All users spawned"));
+    assert!(
+        running,
+        "{}",
+        tail(&procs.get("master").stderr_so_far(), 30)
+    );
+    std::thread::sleep(Duration::from_millis(1000));
+    procs.get("only_0").signal("TERM");
+    procs.take("only_0").wait().assert_code(0);
+    let out = procs.take("master").wait();
+    out.assert_code(0)
+        .assert_stderr_contains("The last worker quit, stopping test.");
+    assert!(out.elapsed < Duration::from_secs(50), "{}", out.dump());
+    let summary = out.summary();
+    assert!(summary.aggregated.reqs > 0, "{}", out.dump());
+    assert_eq!(
+        summary.aggregated.reqs,
+        target.counters().total(),
+        "{}",
+        out.dump()
+    );
+}
