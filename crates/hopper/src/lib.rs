@@ -53,7 +53,7 @@ pub use hopper_stats as stats;
 
 /// Everything a load test file needs: `use hopper::prelude::*;`.
 pub mod prelude {
-    pub use crate::request::measure;
+    pub use crate::request::{measure, measure_with};
     pub use crate::Hopper;
     pub use hopper_core::{
         between, constant, constant_pacing, constant_throughput, fail, hook, interrupt, poisson,
