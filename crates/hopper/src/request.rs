@@ -129,8 +129,7 @@ mod tests {
     }
 
     fn entry(request_type: &str, name: &str) -> StatsEntry {
-        hopper_stats::global().lock().entries[&(name.to_string(), request_type.to_string())]
-            .clone()
+        hopper_stats::global().lock().entries[&(name.to_string(), request_type.to_string())].clone()
     }
 
     fn errors_of(name: &str) -> Vec<(String, u64)> {
