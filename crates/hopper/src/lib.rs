@@ -63,7 +63,7 @@ pub use hopper_stats as stats;
 
 /// Everything a load test file needs: `use hopper::prelude::*;`.
 pub mod prelude {
-    pub use crate::request::measure;
+    pub use crate::request::{measure, measure_with};
     pub use crate::Hopper;
     pub use hopper_core::feeder::{Exhausted, FeedMode, Feeder, Row};
     pub use hopper_core::population::quit_test;
