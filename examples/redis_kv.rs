@@ -57,9 +57,6 @@
 //!
 //! Without `-H` it connects to `redis://127.0.0.1:6379`.
 
-#[path = "support/host_arg.rs"]
-mod host_arg;
-
 use hopper::prelude::*;
 use hopper::request::{exception, io_error};
 use redis::aio::MultiplexedConnection;
@@ -127,23 +124,33 @@ fn socket_error(e: &RedisError) -> Option<&std::io::Error> {
 }
 
 /// One user's Redis connection, opened on first use and again after the server dropped it.
+#[derive(Default)]
 struct KvClient {
-    client: redis::Client,
+    /// Set in `on_start` from the user's host.
+    client: Option<redis::Client>,
     conn: Option<MultiplexedConnection>,
 }
 
-impl KvClient {
-    fn new(client: redis::Client) -> KvClient {
-        KvClient { client, conn: None }
-    }
+/// The Redis URL from `-H`, or the default; a bad URL is refused at start-up by the `init`
+/// listener in `main`.
+fn redis_client(host: Option<&str>) -> Result<redis::Client, String> {
+    let url = host.unwrap_or(DEFAULT_URL);
+    redis::Client::open(url).map_err(|e| format!("-H {url:?} is not a usable Redis URL: {e}"))
+}
 
+impl KvClient {
     /// The open connection, connecting first (recorded as `REDIS connect`) when there is none.
     async fn connection(&mut self) -> Result<&mut MultiplexedConnection, KvError> {
         if self.conn.is_none() {
             let config = AsyncConnectionConfig::new()
                 .set_connection_timeout(Some(TIMEOUT))
                 .set_response_timeout(Some(TIMEOUT));
-            let client = &self.client;
+            let Some(client) = &self.client else {
+                return Err(KvError(RedisError::from((
+                    redis::ErrorKind::Client,
+                    "no client: on_start did not run",
+                ))));
+            };
             let conn = measure(REDIS, "connect", 0, async {
                 Ok::<_, KvError>(
                     client
@@ -193,6 +200,7 @@ fn reply_size(reply: &Value) -> u64 {
 // The users
 // ---------------------------------------------------------------------------------------
 
+#[derive(Default)]
 struct KvUser {
     redis: KvClient,
     /// Keys written so far (each write uses a new key).
@@ -202,6 +210,7 @@ struct KvUser {
 /// `on_start`: the user's own string key, which `push_to_a_string` then misuses. A failed
 /// SET is recorded; the tasks connect again as they need.
 async fn create_user_key(user: &mut User<KvUser>) -> TaskResult {
+    user.redis.client = Some(redis_client(user.host()).map_err(TaskError::failed)?);
     let key = format!("user:{}", user.id());
     let _ = user
         .redis
@@ -255,34 +264,20 @@ async fn push_to_a_string(user: &mut User<KvUser>) -> TaskResult {
 }
 
 fn main() {
-    let mut args: Vec<_> = std::env::args_os().collect();
-    let url = match host_arg::take_host(&mut args) {
-        Ok(host) => host.unwrap_or_else(|| DEFAULT_URL.to_string()),
-        Err(e) => {
-            eprintln!("redis_kv: {e}");
-            std::process::exit(2);
-        }
-    };
-    // Checked once here, so a bad -H is a clear error rather than a failure per user.
-    let client = match redis::Client::open(url.as_str()) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("redis_kv: -H {url:?} is not a usable Redis URL: {e}");
-            std::process::exit(2);
-        }
-    };
-    let code = Hopper::new()
+    // A host that is not a Redis URL stops the program before the test (exit code 1).
+    hopper::events().init.add(|init| {
+        redis_client(init.env.host.as_deref())
+            .map(drop)
+            .map_err(Into::into)
+    });
+    Hopper::new()
         .user(
-            UserClass::new("KvUser", move || KvUser {
-                redis: KvClient::new(client.clone()),
-                written: 0,
-            })
-            .wait_time(between(0.1, 0.3))
-            .on_start(hook!(create_user_key))
-            .task(task!(write_then_read, 3))
-            .task(task!(count_visit, 2))
-            .task(task!(push_to_a_string)),
+            UserClass::new("KvUser", KvUser::default)
+                .wait_time(between(0.1, 0.3))
+                .on_start(hook!(create_user_key))
+                .task(task!(write_then_read, 3))
+                .task(task!(count_visit, 2))
+                .task(task!(push_to_a_string)),
         )
-        .run(args);
-    std::process::exit(code)
+        .main()
 }

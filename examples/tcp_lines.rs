@@ -73,8 +73,6 @@
 //!
 //! or against a server of your own with `-H tcp://HOST:PORT`.
 
-#[path = "support/host_arg.rs"]
-mod host_arg;
 #[path = "tcp_lines/server.rs"]
 mod server;
 
@@ -82,7 +80,7 @@ use hopper::prelude::*;
 use hopper::request::{exception, io_error};
 use std::fmt;
 use std::io;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
@@ -302,18 +300,18 @@ fn tcp_address(host: &str) -> Result<String, String> {
 // The users
 // ---------------------------------------------------------------------------------------
 
+#[derive(Default)]
 struct LineUser {
-    /// `HOST:PORT` from `-H`; `None` to use the in-process server.
-    address: Option<Arc<str>>,
     lines: Option<LineClient>,
     /// Keys written so far (each write uses a new key).
     written: u64,
 }
 
-/// `on_start`: a client for the server (it connects on its first call).
+/// `on_start`: a client for the server (it connects on its first call): `-H tcp://HOST:PORT`
+/// (checked at start-up by the `init` listener in `main`), or the in-process server.
 async fn open_client(user: &mut User<LineUser>) -> TaskResult {
-    let address = match &user.address {
-        Some(a) => a.to_string(),
+    let address = match user.host() {
+        Some(host) => tcp_address(host).map_err(TaskError::failed)?,
         None => local_server()
             .map_err(TaskError::failed)?
             .addr()
@@ -360,29 +358,21 @@ async fn read_missing(user: &mut User<LineUser>) -> TaskResult {
 }
 
 fn main() {
-    let mut args: Vec<_> = std::env::args_os().collect();
-    let address =
-        match host_arg::take_host(&mut args).and_then(|h| h.map(|h| tcp_address(&h)).transpose()) {
-            Ok(a) => a.map(Arc::<str>::from),
-            Err(e) => {
-                eprintln!("tcp_lines: {e}");
-                std::process::exit(2);
-            }
-        };
+    // A host that is not tcp://HOST:PORT stops the program before the test (exit code 1).
+    hopper::events().init.add(|init| match &init.env.host {
+        Some(host) => tcp_address(host).map(drop).map_err(Into::into),
+        None => Ok(()),
+    });
     let code = Hopper::new()
         .user(
-            UserClass::new("LineUser", move || LineUser {
-                address: address.clone(),
-                lines: None,
-                written: 0,
-            })
-            .wait_time(between(0.1, 0.3))
-            .on_start(hook!(open_client))
-            .task(task!(write_then_read, 3))
-            .task(task!(ping))
-            .task(task!(read_missing)),
+            UserClass::new("LineUser", LineUser::default)
+                .wait_time(between(0.1, 0.3))
+                .on_start(hook!(open_client))
+                .task(task!(write_then_read, 3))
+                .task(task!(ping))
+                .task(task!(read_missing)),
         )
-        .run(args);
+        .run(std::env::args_os().collect());
     if let Some(Ok(server)) = LOCAL_SERVER.get() {
         // The users are gone; let the server count what they sent last.
         server.wait_idle(Duration::from_secs(5));

@@ -46,5 +46,5 @@ pub use drain::Drain;
 pub use http::{HeaderMap, HeaderValue, Method, StatusCode};
 pub use response::{CheckError, Response};
 pub use tls::TlsOptions;
-pub use url::{BaseUrl, UrlError};
+pub use url::{is_non_http_host, BaseUrl, UrlError};
 pub use ws::{WebSocket, WsError};

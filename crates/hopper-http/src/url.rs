@@ -165,6 +165,20 @@ pub struct BaseUrl {
     prefix: String,
 }
 
+/// True for a host of another protocol (`tcp://…`, `redis://…`, `grpc://…`): a scheme
+/// other than http(s). Such hosts belong to custom-protocol users, which read them with
+/// `User::host()`; the HTTP client refuses them per request with requests' `InvalidSchema`.
+pub fn is_non_http_host(host: &str) -> bool {
+    let Some((scheme, _)) = host.split_once("://") else {
+        return false;
+    };
+    let mut chars = scheme.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+        && !scheme.eq_ignore_ascii_case("http")
+        && !scheme.eq_ignore_ascii_case("https")
+}
+
 impl BaseUrl {
     /// Checks the base URL once so every request can rely on it.
     pub fn parse(host: &str) -> Result<BaseUrl, UrlError> {
@@ -310,6 +324,27 @@ pub fn requote(path: &str) -> std::borrow::Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hosts_of_other_protocols_are_told_apart() {
+        for h in [
+            "tcp://127.0.0.1:7000",
+            "redis://localhost/0",
+            "grpc+tls://x",
+        ] {
+            assert!(is_non_http_host(h), "{h}");
+        }
+        for h in [
+            "http://x",
+            "HTTPS://x",
+            "127.0.0.1:80",
+            "://x",
+            "1tcp://x",
+            "a b://x",
+        ] {
+            assert!(!is_non_http_host(h), "{h}");
+        }
+    }
 
     #[test]
     fn joins_by_concatenation_like_locust() {

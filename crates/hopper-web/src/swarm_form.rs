@@ -101,8 +101,12 @@ pub fn parse(body: &[u8]) -> Result<SwarmRequest, String> {
     })
 }
 
-/// The host must be a base URL Hopper's client can use, or users would fail every request.
+/// The host must be a base URL Hopper's client can use, or users would fail every request;
+/// a host of another protocol (`tcp://…`) is for custom-protocol users and passes.
 fn check_host(host: &str) -> Result<(), String> {
+    if hopper_http::is_non_http_host(host) && !host.contains(char::is_whitespace) {
+        return Ok(());
+    }
     let rest = host
         .strip_prefix("http://")
         .or_else(|| host.strip_prefix("https://"));
@@ -226,6 +230,13 @@ mod tests {
             err("user_count=x&spawn_rate=y"),
             "Invalid user_count value: 'x' (must be an integer)"
         );
+    }
+
+    #[test]
+    fn hosts_of_other_protocols_are_accepted() {
+        let f = parse(b"user_count=1&spawn_rate=1&host=tcp%3A%2F%2F127.0.0.1%3A7000").unwrap();
+        assert_eq!(f.host.as_deref(), Some("tcp://127.0.0.1:7000"));
+        assert!(err("user_count=1&spawn_rate=1&host=tcp://a%20b").contains("Invalid host"));
     }
 
     #[test]

@@ -229,7 +229,8 @@ async fn run_test(cli: &Cli, classes: Vec<Arc<dyn AnyUserClass>>) -> i32 {
         .iter()
         .map(|h| ("-H/--host".to_string(), h.clone()))
         .chain(class_hosts);
-    for (what, h) in hosts {
+    // A host of another protocol (tcp://, redis://) is for custom-protocol users to read.
+    for (what, h) in hosts.filter(|(_, h)| !hopper_http::is_non_http_host(h)) {
         if let Err(e) = hopper_http::BaseUrl::parse(&h) {
             eprintln!("hopper: {what} is not a usable base URL: {e}");
             return 1;
