@@ -756,6 +756,7 @@ impl MessageHandler {
                 return;
             };
             let was_missing = node.state == NodeState::Missing;
+            let before = node.state;
             node.heartbeat = HEARTBEAT_LIVENESS;
             if let Ok(beat) = beat {
                 if let Some(state) = NodeState::from_report(&beat.state) {
@@ -766,7 +767,11 @@ impl MessageHandler {
             } else if was_missing {
                 node.state = NodeState::Ready;
             }
-            shared.publish();
+            // Most heartbeats change nothing the session shows; publishing walks every
+            // worker, so only a change is worth it (1000 workers beat 1000 times a second).
+            if node.state != before {
+                shared.publish();
+            }
             was_missing
         };
         send(&self.sender, "heartbeat", Value::Nil, id);
@@ -811,7 +816,7 @@ impl MessageHandler {
         }
         hopper_stats::global()
             .lock()
-            .merge_worker_report(&report.report);
+            .merge_worker_report_with(&report.report, |i, e| report.record_hdr(i, e));
         let worker_report = &events().worker_report;
         if worker_report.has_listeners() {
             worker_report.fire(&WorkerReport {
@@ -824,11 +829,22 @@ impl MessageHandler {
             });
         }
         let mut shared = lock(&self.shared);
-        if let Some(node) = shared.nodes.get_mut(id) {
-            node.user_classes_count = report.user_classes_count;
-            node.user_count = report.user_count;
+        let changed = match shared.nodes.get_mut(id) {
+            Some(node)
+                if node.user_classes_count != report.user_classes_count
+                    || node.user_count != report.user_count =>
+            {
+                node.user_classes_count = report.user_classes_count;
+                node.user_count = report.user_count;
+                true
+            }
+            _ => false,
+        };
+        // Steady reports repeat the same counts: publish (a walk over every worker) only
+        // when they moved.
+        if changed {
+            shared.publish();
         }
-        shared.publish();
     }
 
     /// A worker leases rows of a queue feeder: the next ones of the master's copy, each

@@ -41,7 +41,9 @@ pub use control::{
 };
 pub use error::WireError;
 pub use feed::{FeedLease, FeedRows, FEED_LEASE, FEED_ROWS};
-pub use hdr::{approximate_hdr_from_buckets, HdrPayload, HOPPER_HDR_KEY};
+pub use hdr::{
+    approximate_hdr_from_buckets, record_samples, HdrPayload, HdrSamples, HOPPER_HDR_KEY,
+};
 pub use json::{from_json, to_json};
 pub use message::{kind, Message};
 pub use stats::{entry_from_value, entry_to_value, error_from_value, error_to_value, StatsReport};

@@ -559,6 +559,7 @@ impl Worker {
                 .map(|(k, v)| (k.clone(), wire::from_json(v)))
                 .collect(),
             hdr: None,
+            hdr_samples: None,
         };
         self.send(tx, "stats", payload.to_value(self.hopper_master));
         for (key, count, msg, traceback) in exceptions {

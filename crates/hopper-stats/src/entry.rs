@@ -201,9 +201,15 @@ impl fmt::Debug for StatsEntry {
 }
 
 /// A new empty auto-resizing HDR histogram in microseconds.
-pub(crate) fn new_hdr() -> Histogram<u64> {
+pub fn new_hdr() -> Histogram<u64> {
     // 3 significant digits is always a valid configuration.
     Histogram::new(HDR_SIGFIG).expect("valid HDR configuration")
+}
+
+/// The smallest histogram there is (one significant digit, 32 counters): what a carrier
+/// entry holds instead of a real one. Empty, so merging it adds nothing.
+fn placeholder_hdr() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 2, 1).expect("valid HDR configuration")
 }
 
 /// Milliseconds to the HDR's whole microseconds, rounded to nearest.
@@ -256,8 +262,45 @@ impl StatsEntry {
             response_times_cache: VecDeque::new(),
             creation_order: next_creation_order(),
         };
-        e.reset(now);
+        if use_response_times_cache {
+            e.cache_response_times(now as i64);
+        }
         e
+    }
+
+    /// An entry that only carries figures read from elsewhere (a worker's report off the
+    /// wire), never recorded into: its histogram is a tiny empty placeholder rather than a
+    /// full microsecond one (16 KB), because a report's precise times travel apart from its
+    /// entries and go straight into the master's own histograms. A master reads tens of
+    /// thousands of these a second.
+    pub fn new_carrier(name: &str, method: &str, now: f64) -> Self {
+        StatsEntry {
+            hdr: placeholder_hdr(),
+            ..StatsEntry::new_bare(name, method, now)
+        }
+    }
+
+    fn new_bare(name: &str, method: &str, now: f64) -> Self {
+        StatsEntry {
+            name: name.to_string(),
+            method: method.to_string(),
+            num_requests: 0,
+            num_none_requests: 0,
+            num_failures: 0,
+            total_response_time: 0.0,
+            min_response_time: None,
+            max_response_time: 0.0,
+            response_times: BTreeMap::new(),
+            num_reqs_per_sec: BTreeMap::new(),
+            num_fail_per_sec: BTreeMap::new(),
+            total_content_length: 0,
+            start_time: now,
+            last_request_timestamp: None,
+            hdr: placeholder_hdr(),
+            use_response_times_cache: false,
+            response_times_cache: VecDeque::new(),
+            creation_order: next_creation_order(),
+        }
     }
 
     /// Zeroes every figure and restarts the clock at `now` (Locust's `reset()`); name, method and
@@ -501,7 +544,10 @@ impl StatsEntry {
         add_maps(&mut self.num_reqs_per_sec, &other.num_reqs_per_sec);
         add_maps(&mut self.num_fail_per_sec, &other.num_fail_per_sec);
         // Only fails if the counts array cannot be indexed by usize; the HDR view is advisory.
-        let _ = self.hdr.add(&other.hdr);
+        // An empty one (a carrier's placeholder) adds nothing, and walking it costs.
+        if !other.hdr.is_empty() {
+            let _ = self.hdr.add(&other.hdr);
+        }
         self.cache_after_merge(old_last);
     }
 

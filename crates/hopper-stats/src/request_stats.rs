@@ -195,17 +195,31 @@ impl RequestStats {
     /// into its own (created on first sight with the cache on), the failures merged by key and
     /// the total extended.
     pub fn merge_worker_report(&mut self, report: &WorkerReport) {
-        for e in &report.stats {
+        self.merge_worker_report_with(report, |_, _| {});
+    }
+
+    /// [`RequestStats::merge_worker_report`], then `also(Some(i), entry)` with the merged
+    /// entry of `report.stats[i]` and `also(None, total)`: how a master adds what travelled
+    /// beside the entries (their precise histograms) without looking the entries up again.
+    pub fn merge_worker_report_with(
+        &mut self,
+        report: &WorkerReport,
+        mut also: impl FnMut(Option<usize>, &mut StatsEntry),
+    ) {
+        for (i, e) in report.stats.iter().enumerate() {
             let cache = self.use_response_times_cache;
-            self.entries
+            let entry = self
+                .entries
                 .entry((e.name.clone(), e.method.clone()))
-                .or_insert_with(|| StatsEntry::new(&e.name, &e.method, cache, e.start_time))
-                .extend(e);
+                .or_insert_with(|| StatsEntry::new(&e.name, &e.method, cache, e.start_time));
+            entry.extend(e);
+            also(Some(i), entry);
         }
         for (key, err) in &report.errors {
             self.merge_error(key, err);
         }
         self.total.extend(&report.stats_total);
+        also(None, &mut self.total);
     }
 
     /// Folds one failure row into the table under `key`: a new row is taken as it is, an

@@ -89,24 +89,55 @@ fn counts_to_value(h: &Histogram<u64>) -> Value {
     Value::Array(out)
 }
 
-/// Records the extension's histograms into the report's entries (matched by name and
-/// method) and total.
-///
-/// On any problem (an unknown format version, a malformed value, an entry not in the report or
-/// a timed entry missing, counts that do not add up to the entry's timed requests, values
-/// above its max) no entry keeps a histogram and the reason is returned: the Locust part of
-/// the report stays usable.
-pub(crate) fn attach(v: &Value, report: &mut WorkerReport) -> Result<HdrPayload, String> {
-    let result = attach_all(v, report);
-    if result.is_err() {
-        for e in report.stats.iter_mut().chain([&mut report.stats_total]) {
-            e.hdr.reset();
-        }
-    }
-    result
+/// A report's precise times as read off the wire and checked, not yet recorded anywhere:
+/// a master records them straight into its own histograms
+/// ([`super::StatsReport::record_hdr`]), which costs in proportion to the buckets sent,
+/// where a histogram per report entry would cost 16 KB and a walk over it per merge.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HdrSamples {
+    /// Per entry of the report's stats, in the same order: its `(µs, count)` buckets,
+    /// rising (none for an entry without timed requests).
+    pub entries: Vec<Vec<(u64, u64)>>,
+    /// The total's buckets.
+    pub total: Vec<(u64, u64)>,
 }
 
-fn attach_all(v: &Value, report: &mut WorkerReport) -> Result<HdrPayload, String> {
+/// Records `(µs, count)` buckets into a histogram (values past [`HDR_MAX_US`] clamped).
+pub fn record_samples(samples: &[(u64, u64)], h: &mut Histogram<u64>) {
+    for &(value, count) in samples {
+        // Cannot fail on an auto-resizing histogram with a clamped value.
+        let _ = h.record_n(value.min(HDR_MAX_US), count);
+    }
+}
+
+/// Records the extension's histograms into the report's entries (matched by name and
+/// method) and total: [`read`], then [`apply`].
+#[cfg(test)]
+pub(crate) fn attach(v: &Value, report: &mut WorkerReport) -> Result<HdrPayload, String> {
+    let (payload, samples) = read(v, report)?;
+    apply(&samples, report);
+    Ok(payload)
+}
+
+/// Gives every entry (and the total) a real histogram, made from its samples.
+pub(crate) fn apply(samples: &HdrSamples, report: &mut WorkerReport) {
+    for (i, e) in report.stats.iter_mut().enumerate() {
+        e.hdr = hopper_stats::new_hdr();
+        if let Some(buckets) = samples.entries.get(i) {
+            record_samples(buckets, &mut e.hdr);
+        }
+    }
+    report.stats_total.hdr = hopper_stats::new_hdr();
+    record_samples(&samples.total, &mut report.stats_total.hdr);
+}
+
+/// Reads and checks the extension against the report's entries.
+///
+/// On any problem (an unknown format version, a malformed value, an entry not in the report,
+/// one given twice or a timed entry missing, counts that do not add up to the entry's timed
+/// requests, values above its max) the reason is returned: the Locust part of the report
+/// stays usable.
+pub(crate) fn read(v: &Value, report: &WorkerReport) -> Result<(HdrPayload, HdrSamples), String> {
     let Value::Map(pairs) = v else {
         return Err(format!("expected a map, got {}", describe(v)));
     };
@@ -129,6 +160,11 @@ fn attach_all(v: &Value, report: &mut WorkerReport) -> Result<HdrPayload, String
     let Some(Value::Array(stats)) = get("stats") else {
         return Err("`stats` is missing or not an array".into());
     };
+    let mut seen = vec![false; report.stats.len()];
+    let mut samples = HdrSamples {
+        entries: vec![Vec::new(); report.stats.len()],
+        total: Vec::new(),
+    };
     for (i, item) in stats.iter().enumerate() {
         let Value::Array(parts) = item else {
             return Err(format!(
@@ -140,19 +176,27 @@ fn attach_all(v: &Value, report: &mut WorkerReport) -> Result<HdrPayload, String
             return Err(format!("stats[{i}]: expected [name, method, counts]"));
         };
         let (name, method) = (to_str(name)?, to_str(method)?);
-        let entry = report
+        let index = report
             .stats
-            .iter_mut()
-            .find(|e| e.name == name && e.method == method)
+            .iter()
+            .position(|e| e.name == name && e.method == method)
             .ok_or_else(|| {
                 format!("stats[{i}]: {method} {name} is not among the report's entries")
             })?;
-        record(counts, entry).map_err(|p| format!("stats[{i}] ({method} {name}): {p}"))?;
+        if std::mem::replace(&mut seen[index], true) {
+            return Err(format!(
+                "stats[{i}] ({method} {name}): histogram given twice"
+            ));
+        }
+        let buckets = read_counts(counts, &report.stats[index])
+            .map_err(|p| format!("stats[{i}] ({method} {name}): {p}"))?;
+        samples.entries[index] = buckets;
     }
-    if let Some(e) = report
+    if let Some((_, e)) = report
         .stats
         .iter()
-        .find(|e| e.hdr.is_empty() && e.num_timed_requests() > 0)
+        .enumerate()
+        .find(|(i, e)| !seen[*i] && e.num_timed_requests() > 0)
     {
         return Err(format!(
             "no histogram for {} {} ({} timed requests)",
@@ -162,30 +206,30 @@ fn attach_all(v: &Value, report: &mut WorkerReport) -> Result<HdrPayload, String
         ));
     }
     let total = get("total").ok_or("`total` is missing")?;
-    record(total, &mut report.stats_total).map_err(|p| format!("total: {p}"))?;
-    Ok(HdrPayload {
-        version: FORMAT_VERSION,
-        histograms: stats.len() + 1,
-    })
+    samples.total = read_counts(total, &report.stats_total).map_err(|p| format!("total: {p}"))?;
+    Ok((
+        HdrPayload {
+            version: FORMAT_VERSION,
+            histograms: stats.len() + 1,
+        },
+        samples,
+    ))
 }
 
-/// Records one `[v0, c0, d1, c1, ...]` array into an entry's (empty) histogram, checking it
-/// against the entry's figures.
-fn record(v: &Value, e: &mut StatsEntry) -> Result<(), String> {
+/// Reads one `[v0, c0, d1, c1, ...]` array, checking it against the entry's figures.
+fn read_counts(v: &Value, e: &StatsEntry) -> Result<Vec<(u64, u64)>, String> {
     let Value::Array(items) = v else {
         return Err(format!("expected an array of counts, got {}", describe(v)));
     };
     if items.len() % 2 != 0 {
         return Err("the counts array has an odd length".into());
     }
-    if !e.hdr.is_empty() {
-        return Err("histogram given twice".into());
-    }
     // Values are rounded microseconds of times no larger than the max (plus rounding).
     let max_us = (e.max_response_time * 1000.0)
         .round()
         .clamp(0.0, HDR_MAX_US as f64) as u64
         + 1;
+    let mut buckets = Vec::with_capacity(items.len() / 2);
     let mut value = 0u64;
     let mut total = 0u64;
     for (i, pair) in items.chunks_exact(2).enumerate() {
@@ -202,9 +246,7 @@ fn record(v: &Value, e: &mut StatsEntry) -> Result<(), String> {
             ));
         }
         total = total.checked_add(count).ok_or("the counts overflow")?;
-        e.hdr
-            .record_n(value, count)
-            .map_err(|err| format!("cannot record {value} µs: {err:?}"))?;
+        buckets.push((value, count));
     }
     if total != e.num_timed_requests() {
         return Err(format!(
@@ -212,14 +254,14 @@ fn record(v: &Value, e: &mut StatsEntry) -> Result<(), String> {
             e.num_timed_requests()
         ));
     }
-    Ok(())
+    Ok(buckets)
 }
 
 /// An HDR histogram made from an entry's rounded-millisecond buckets: each bucket's count at
 /// the bucket's value. For entries merged from Python workers, which send no HDR data: the
 /// result has Locust's precision (about two significant digits), not Hopper's.
 pub fn approximate_hdr_from_buckets(e: &StatsEntry) -> Histogram<u64> {
-    let mut h = Histogram::new_from(&e.hdr);
+    let mut h = hopper_stats::new_hdr();
     for (&bucket_ms, &count) in &e.response_times {
         let _ = h.record_n(bucket_ms.saturating_mul(1000).min(HDR_MAX_US), count);
     }

@@ -23,7 +23,7 @@ use hopper_stats::{StatsEntry, StatsError, WorkerReport};
 use rmpv::Value;
 
 use super::fields::{describe, join, to_f64, to_i64, to_str, to_u64, MapView};
-use super::hdr::{self, HdrPayload};
+use super::hdr::{self, HdrPayload, HdrSamples};
 use super::WireError;
 
 const WHAT: &str = "stats data";
@@ -97,7 +97,7 @@ fn read_entry(v: &Value, at: String, now: f64) -> Result<StatsEntry, WireError> 
     let m = MapView::new(WHAT, at, v)?;
     let name = m.conv("name", to_str)?;
     let method = m.conv("method", to_str)?;
-    let mut e = StatsEntry::new(name, method, false, now);
+    let mut e = StatsEntry::new_carrier(name, method, now);
     e.last_request_timestamp = m.opt("last_request_timestamp", to_f64)?;
     e.start_time = m.or("start_time", now, to_f64)?;
     e.num_requests = m.or("num_requests", 0, to_u64)?;
@@ -172,6 +172,9 @@ pub struct StatsReport {
     /// [`super::approximate_hdr_from_buckets`]). [`StatsReport::to_value`] ignores this field:
     /// its `include_hdr` argument decides, and the histograms come from the entries.
     pub hdr: Option<HdrPayload>,
+    /// The precise times themselves, when `hdr` is set: read and checked, but not in the
+    /// entries (see [`StatsReport::attach_hdr`] and [`StatsReport::record_hdr`]).
+    pub hdr_samples: Option<HdrSamples>,
 }
 
 impl StatsReport {
@@ -277,18 +280,18 @@ impl StatsReport {
                 }
             }
         }
-        let mut report = WorkerReport {
+        let report = WorkerReport {
             stats,
             stats_total,
             errors,
         };
-        let hdr = match m.get(hdr::HOPPER_HDR_KEY) {
-            None => None,
-            Some(h) => match hdr::attach(h, &mut report) {
-                Ok(payload) => Some(payload),
+        let (hdr, hdr_samples) = match m.get(hdr::HOPPER_HDR_KEY) {
+            None => (None, None),
+            Some(h) => match hdr::read(h, &report) {
+                Ok((payload, samples)) => (Some(payload), Some(samples)),
                 Err(problem) => {
                     tracing::warn!(%problem, "ignoring the HDR histograms of a Hopper worker's stats report");
-                    None
+                    (None, None)
                 }
             },
         };
@@ -298,7 +301,32 @@ impl StatsReport {
             user_count,
             extra,
             hdr,
+            hdr_samples,
         })
+    }
+
+    /// Puts the precise times the report carried into its own entries' histograms (each
+    /// entry read off the wire holds only an empty placeholder until then).
+    pub fn attach_hdr(&mut self) {
+        if let Some(samples) = self.hdr_samples.take() {
+            hdr::apply(&samples, &mut self.report);
+        }
+    }
+
+    /// Records the precise times the report carried into the master's entries, as
+    /// [`hopper_stats::RequestStats::merge_worker_report_with`] hands them over: `index`
+    /// is the report entry's (`None` for the total). A report without them adds nothing.
+    pub fn record_hdr(&self, index: Option<usize>, into: &mut StatsEntry) {
+        let Some(samples) = &self.hdr_samples else {
+            return;
+        };
+        let buckets = match index {
+            None => Some(&samples.total),
+            Some(i) => samples.entries.get(i),
+        };
+        if let Some(buckets) = buckets {
+            hdr::record_samples(buckets, &mut into.hdr);
+        }
     }
 }
 
@@ -319,6 +347,7 @@ mod tests {
             user_count: 2,
             extra: vec![("custom".into(), Value::Array(vec![Value::from(1u64)]))],
             hdr: None,
+            hdr_samples: None,
         }
     }
 
@@ -330,8 +359,10 @@ mod tests {
     fn round_trip_without_and_with_hdr() {
         let sent = sample_report();
         for include_hdr in [false, true] {
-            let got = StatsReport::from_value_at(&sent.to_value(include_hdr), 5.0).unwrap();
+            let mut got = StatsReport::from_value_at(&sent.to_value(include_hdr), 5.0).unwrap();
             assert_eq!(got.hdr.is_some(), include_hdr);
+            assert_eq!(got.hdr_samples.is_some(), include_hdr);
+            got.attach_hdr();
             assert_eq!(got.report.stats.len(), 2);
             for (a, b) in sent.report.stats.iter().zip(&got.report.stats) {
                 if include_hdr {
@@ -374,12 +405,14 @@ mod tests {
                 user_count: 0,
                 extra: vec![],
                 hdr: None,
+                hdr_samples: None,
             };
             let mut bytes = Vec::new();
             super::super::encode_value(&r.to_value(true), &mut bytes);
             let got = StatsReport::from_value_at(&super::super::decode_value(&bytes).unwrap(), 2.0)
                 .unwrap();
-            master.merge_worker_report(&got.report);
+            // The master's way: the precise times go straight into its entries.
+            master.merge_worker_report_with(&got.report, |i, e| got.record_hdr(i, e));
         }
         let (m, a) = (
             master.get("/", "GET").unwrap(),
