@@ -3,8 +3,9 @@
 //! `files=`.
 //!
 //! A body is kept as a recipe ([`Body`]) rather than as a stream, because one request may
-//! send it more than once: a 307 or 308 redirect sends it again, and so does the retry of a
-//! request that met a connection the server had closed. Each send opens the files anew.
+//! send it more than once: a 307 or 308 redirect sends it again, and each send opens the
+//! files anew. (The retry of a request that met a connection the server had closed needs no
+//! new stream: hyper hands that request back with its body unread.)
 //! Files are opened before the request goes out, so a missing file fails the request (with
 //! its name in the text) without sending anything, and their sizes give the
 //! `Content-Length` up front: no chunked encoding. While sending, files are read in
