@@ -1,10 +1,14 @@
 //! [`HttpClient`] and its [`RequestBuilder`]: what user code calls.
 
+use crate::body::{Body, Multipart, Segment};
 use crate::conn::{Connections, ReqBody};
 use crate::cookies::CookieJar;
+use crate::decode::Decoder;
 use crate::drain::Drain;
 use crate::errors;
+use crate::proxy::{Proxy, ProxyTarget};
 use crate::response::{self, Check, Outcome, Pending, Response};
+use crate::timings::Timings;
 use crate::tls::TlsOptions;
 use crate::url::{self, BaseUrl, Target, UrlError};
 use bytes::Bytes;
@@ -13,7 +17,13 @@ use http::Method;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use std::borrow::Cow;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// What every request offers unless it sets `Accept-Encoding` itself: the codings Hopper
+/// decodes (FastHttpUser's value; requests offers the same when brotli is installed).
+const ACCEPT_ENCODING: HeaderValue = HeaderValue::from_static("gzip, deflate, br");
 
 /// Per-user client settings, as `requests.Session` attributes are in Locust.
 #[derive(Debug, Clone)]
@@ -26,6 +36,10 @@ pub struct ClientConfig {
     pub default_headers: HeaderMap,
     /// Certificate checks, client certificate and HTTP/2 for `https://` targets.
     pub tls: TlsOptions,
+    /// The forward proxy every request goes through (see [`HttpClient::proxy`]); `None`
+    /// connects directly. Environment variables such as `HTTPS_PROXY` are never read
+    /// (Locust's `trust_env=False`).
+    pub proxy: Option<Proxy>,
 }
 
 impl Default for ClientConfig {
@@ -35,6 +49,7 @@ impl Default for ClientConfig {
             max_redirects: 30,
             default_headers: HeaderMap::new(),
             tls: TlsOptions::default(),
+            proxy: None,
         }
     }
 }
@@ -124,7 +139,7 @@ impl HttpClient {
             name: None,
             headers: HeaderMap::new(),
             query: String::new(),
-            body: Bytes::new(),
+            body: Body::empty(),
             timeout: None,
             catch_response: false,
             follow_redirects,
@@ -178,6 +193,18 @@ impl HttpClient {
         self.conns.clear_tls();
         self
     }
+
+    /// Sends every request of this user through the forward proxy at `url`,
+    /// `http://[user:password@]host:port` (requests' `proxies=` with one proxy for `http`
+    /// and `https`). `http://` targets are asked of the proxy in absolute form, `https://`
+    /// targets go through a `CONNECT` tunnel with TLS to the target inside; credentials in
+    /// the URL become `Proxy-Authorization: Basic`. A URL that cannot be used fails each
+    /// request with requests' `InvalidProxyURL(...)` text. Set `config.proxy = None` to
+    /// connect directly again.
+    pub fn proxy(&mut self, url: &str) -> &mut Self {
+        self.config.proxy = Some(Proxy::new(url));
+        self
+    }
 }
 
 /// One request being prepared; finish it with [`RequestBuilder::send`].
@@ -189,7 +216,7 @@ pub struct RequestBuilder<'a> {
     name: Option<Cow<'a, str>>,
     headers: HeaderMap,
     query: String,
-    body: Bytes,
+    body: Body,
     timeout: Option<Duration>,
     catch_response: bool,
     follow_redirects: bool,
@@ -245,7 +272,7 @@ impl<'a> RequestBuilder<'a> {
     pub fn json<T: serde::Serialize + ?Sized>(mut self, value: &T) -> Self {
         match serde_json::to_vec(value) {
             Ok(v) => {
-                self.body = Bytes::from(v);
+                self.body = Body::Bytes(Bytes::from(v));
                 self.set_default_header(header::CONTENT_TYPE, "application/json");
             }
             Err(e) => self.error = Some(errors::exception("TypeError", &e.to_string())),
@@ -259,14 +286,38 @@ impl<'a> RequestBuilder<'a> {
         for (k, v) in pairs {
             ser.append_pair(k.as_ref(), v.as_ref());
         }
-        self.body = Bytes::from(ser.finish());
+        self.body = Body::Bytes(Bytes::from(ser.finish()));
         self.set_default_header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
         self
     }
 
     /// A raw body.
     pub fn body(mut self, body: impl Into<Bytes>) -> Self {
-        self.body = body.into();
+        self.body = Body::Bytes(body.into());
+        self
+    }
+
+    /// A raw body read from this file while it is sent (requests' `data=open(path, "rb")`),
+    /// a few chunks at a time, so a file of any size is never held in memory. Its size gives
+    /// the `Content-Length`; no `Content-Type` is set unless the request sets one. A file
+    /// that cannot be opened fails the request with a text naming it, e.g.
+    /// `FileNotFoundError(2, "No such file or directory: 'big.bin'")`; a redirect that keeps
+    /// the body (307, 308) sends the file again from the start.
+    pub fn body_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.body = Body::Parts(Arc::from([Segment::File(path.into())]));
+        self
+    }
+
+    /// A `multipart/form-data` body (requests' `files=` and `data=` together), with
+    /// `Content-Type: multipart/form-data; boundary=...`. File parts are streamed from disk
+    /// like [`RequestBuilder::body_file`]. See [`Multipart`].
+    pub fn multipart(mut self, form: Multipart) -> Self {
+        if !self.headers.contains_key(header::CONTENT_TYPE) {
+            if let Ok(v) = HeaderValue::from_str(&form.content_type()) {
+                self.headers.insert(header::CONTENT_TYPE, v);
+            }
+        }
+        self.body = form.into_body();
         self
     }
 
@@ -405,10 +456,18 @@ impl<'a> RequestBuilder<'a> {
             (None, Ok(t)) => Cow::Owned(t.path_and_query.clone()),
             (None, Err(_)) => Cow::Borrowed(&*path),
         };
-        let outcome = match (error, target) {
-            (Some(e), _) => Err(e),
-            (None, Err(e)) => Err(errors::exception(e.python_class(), &e.to_string())),
-            (None, Ok(target)) => {
+        let mut timing = Timings::default();
+        // The proxy, shared with the config (an `Arc`: no copy); its URL's error, if unusable.
+        let proxy = match client.config.proxy.as_ref().map(Proxy::target) {
+            None => Ok(None),
+            Some(Ok(p)) => Ok(Some(p.clone())),
+            Some(Err(e)) => Err(e.to_string()),
+        };
+        let outcome = match (error, target, proxy) {
+            (Some(e), _, _) => Err(e),
+            (None, Err(e), _) => Err(errors::exception(e.python_class(), &e.to_string())),
+            (None, Ok(_), Err(e)) => Err(e),
+            (None, Ok(target), Ok(proxy)) => {
                 for (k, v) in client.config.default_headers.iter() {
                     if !headers.contains_key(k) {
                         headers.insert(k.clone(), v.clone());
@@ -420,10 +479,12 @@ impl<'a> RequestBuilder<'a> {
                     client,
                     method.clone(),
                     target,
+                    proxy.as_deref(),
                     headers,
                     body,
                     follow_redirects,
                     keep_body,
+                    &mut timing,
                 );
                 match limit {
                     None => exchange.await,
@@ -444,6 +505,7 @@ impl<'a> RequestBuilder<'a> {
             }
         };
         let response_time = started.elapsed();
+        timing.total = response_time;
         let (status, headers, mut body, length, target, conn_error) = match outcome {
             Ok(ex) => (
                 ex.status,
@@ -499,7 +561,7 @@ impl<'a> RequestBuilder<'a> {
             });
             None
         };
-        Response::new(status, headers, body, target, response_time, error, pending)
+        Response::new(status, headers, body, target, timing, error, pending)
     }
 }
 
@@ -515,12 +577,27 @@ struct Exchange {
 }
 
 /// Reads a response body to its end: whole when `keep`, else counting each frame's size
-/// and dropping it at once (a large download then never sits in memory).
-async fn read_body(mut incoming: Incoming, keep: bool) -> Result<(Bytes, u64), hyper::Error> {
+/// and dropping it at once (a large download then never sits in memory). With a decoder,
+/// each frame is decoded as it comes and the decoded bytes are kept or counted; a body that
+/// does not decode is still read to its end (the connection stays usable) and gives the
+/// decoding error's text.
+async fn read_body(
+    mut incoming: Incoming,
+    keep: bool,
+    decoder: Option<Decoder>,
+) -> Result<Result<(Bytes, u64), String>, hyper::Error> {
+    if let Some(mut decoder) = decoder {
+        while let Some(frame) = incoming.frame().await {
+            if let Some(data) = frame?.data_ref() {
+                decoder.write(data);
+            }
+        }
+        return Ok(decoder.finish());
+    }
     if keep {
         let body = incoming.collect().await?.to_bytes();
         let len = body.len() as u64;
-        return Ok((body, len));
+        return Ok(Ok((body, len)));
     }
     let mut len = 0u64;
     while let Some(frame) = incoming.frame().await {
@@ -528,26 +605,41 @@ async fn read_body(mut incoming: Incoming, keep: bool) -> Result<(Bytes, u64), h
             len += data.len() as u64;
         }
     }
-    Ok((Bytes::new(), len))
+    Ok(Ok((Bytes::new(), len)))
 }
 
 /// Sends the request and follows redirects the way `requests` does: 303 and 302 become GET
 /// (not for HEAD), 301 after a POST too; every redirect but 307/308 drops the body and its
-/// headers; credentials are not sent on to another host.
+/// headers; credentials are not sent on to another host. The body is opened anew for every
+/// send (files are read from the start again).
+#[allow(clippy::too_many_arguments)]
 async fn exchange(
     client: &mut HttpClient,
     mut method: Method,
     mut target: Target,
+    proxy: Option<&ProxyTarget>,
     mut headers: HeaderMap,
-    mut body: Bytes,
+    mut body: Body,
     follow_redirects: bool,
     keep_body: bool,
+    timing: &mut Timings,
 ) -> Result<Exchange, String> {
     let mut redirects = 0;
     loop {
-        let mut req = http::Request::new(ReqBody::new(body.clone()));
+        let req_body = match &body {
+            Body::Bytes(b) => ReqBody::full(b.clone()),
+            parts => parts.open().await?,
+        };
+        let mut req = http::Request::new(req_body);
         *req.method_mut() = method.clone();
-        *req.uri_mut() = http::Uri::try_from(target.path_and_query.clone()).map_err(|_| {
+        // Through a proxy, an http:// request names the whole URL (absolute form); an
+        // https:// one goes through a tunnel and looks like a direct request.
+        let proxied = proxy.filter(|_| target.scheme == url::Scheme::Http);
+        let uri = match proxied {
+            None => http::Uri::try_from(target.path_and_query.clone()),
+            Some(_) => http::Uri::try_from(target.url()),
+        };
+        *req.uri_mut() = uri.map_err(|_| {
             errors::exception("InvalidURL", &format!("Invalid URL '{}'", target.url()))
         })?;
         let h = req.headers_mut();
@@ -556,6 +648,12 @@ async fn exchange(
         }
         if let Some(host) = &target.host_value {
             h.insert(header::HOST, host.clone());
+        }
+        if !h.contains_key(header::ACCEPT_ENCODING) {
+            h.insert(header::ACCEPT_ENCODING, ACCEPT_ENCODING);
+        }
+        if let Some(auth) = proxied.and_then(|p| p.auth.as_ref()) {
+            h.insert(header::PROXY_AUTHORIZATION, auth.clone());
         }
         if let Some(auth) = &target.basic_auth {
             if !h.contains_key(header::AUTHORIZATION) {
@@ -570,7 +668,10 @@ async fn exchange(
                 h.insert(header::COOKIE, v);
             }
         }
-        let resp = client.conns.send(&target, req, &client.config.tls).await?;
+        let resp = client
+            .conns
+            .send(&target, proxy, req, &client.config.tls, timing)
+            .await?;
         let (parts, incoming) = resp.into_parts();
         for sc in parts.headers.get_all(header::SET_COOKIE) {
             if let Ok(sc) = sc.to_str() {
@@ -586,9 +687,15 @@ async fn exchange(
             .and_then(|l| l.to_str().ok());
         let is_redirect = matches!(status, 301 | 302 | 303 | 307 | 308);
         let following = follow_redirects && is_redirect && location.is_some();
-        // A redirect's own body is never shown: counted past, not kept.
-        let (body_bytes, length) = match read_body(incoming, keep_body && !following).await {
-            Ok(b) => b,
+        // A redirect's own body is never shown: counted past, not kept, not decoded.
+        let decoder = if following {
+            None
+        } else {
+            Decoder::for_response(&parts.headers, keep_body)
+        };
+        let (body_bytes, length) = match read_body(incoming, keep_body && !following, decoder).await
+        {
+            Ok(b) => b?,
             Err(e) => {
                 client.conns.discard(&target);
                 return Err(errors::hyper_error(&e));
@@ -611,7 +718,7 @@ async fn exchange(
                     method = Method::GET;
                 }
                 if !matches!(status, 307 | 308) {
-                    body = Bytes::new();
+                    body = Body::empty();
                     headers.remove(header::CONTENT_TYPE);
                     headers.remove(header::CONTENT_LENGTH);
                     headers.remove(header::TRANSFER_ENCODING);

@@ -10,29 +10,41 @@
 //! configuration shared per distinct [`TlsOptions`]) and HTTP/2 when the server picks `h2`
 //! in ALPN, HTTP/1.1 otherwise; an HTTP/2 connection carries all of the user's requests to
 //! that origin, one stream after another.
+//!
+//! With a proxy (see [`crate::proxy`]), an `http://` target's connection goes to the proxy
+//! and an `https://` target's runs TLS inside a `CONNECT` tunnel; connections are kept per
+//! proxy and target. Opening a connection notes how long TCP (and the tunnel) and TLS took
+//! in the request's [`Timings`]; sending notes the time to the response head.
 
 use crate::errors;
+use crate::proxy::{self, ProxyTarget};
+use crate::timings::{self, Timings};
 use crate::tls::{self, TlsOptions};
 use crate::url::{Scheme, Target};
-use bytes::Bytes;
 use http::uri::Authority;
-use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
+use hyper::upgrade::Upgraded;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 /// Connections one user keeps at most (requests keeps 10 pools); the oldest goes first.
 const MAX_CONNECTIONS: usize = 10;
 
-/// A request body as the connections send it.
-pub(crate) type ReqBody = Full<Bytes>;
+pub(crate) use crate::body::ReqBody;
 
 struct Conn {
     scheme: Scheme,
     host: Arc<str>,
     port: u16,
+    /// The proxy this connection goes through (host and port), if any.
+    via: Option<(Arc<str>, u16)>,
     sender: Sender,
     /// For TLS connections, the first I/O error on the socket. When a connection dies before
     /// it answers, hyper often tells the request side only that it closed (h2 even keeps
@@ -54,6 +66,19 @@ struct H2Sender {
     authority: Authority,
 }
 
+impl Conn {
+    fn is_for(&self, target: &Target, proxy: Option<&ProxyTarget>) -> bool {
+        self.scheme == target.scheme
+            && self.port == target.port
+            && self.host == target.host
+            && match (&self.via, proxy) {
+                (None, None) => true,
+                (Some((host, port)), Some(p)) => *port == p.port && *host == p.host,
+                _ => false,
+            }
+    }
+}
+
 impl Sender {
     fn is_closed(&self) -> bool {
         match self {
@@ -70,17 +95,18 @@ pub(crate) struct Connections {
 }
 
 impl Connections {
-    /// Sends one request on a kept-alive connection to the target, opening one if needed.
+    /// Sends one request on a kept-alive connection to the target (through `proxy` when
+    /// given), opening one if needed, and notes connect, TLS and time-to-head in `timing`.
     /// Errors come back as Locust's failure text.
     pub(crate) async fn send(
         &mut self,
         target: &Target,
+        proxy: Option<&ProxyTarget>,
         req: http::Request<ReqBody>,
         tls: &TlsOptions,
+        timing: &mut Timings,
     ) -> Result<http::Response<Incoming>, String> {
-        let idx = self.conns.iter().position(|c| {
-            c.scheme == target.scheme && c.port == target.port && c.host == target.host
-        });
+        let idx = self.conns.iter().position(|c| c.is_for(target, proxy));
         let reused = match idx {
             Some(i) if !self.conns[i].sender.is_closed() => Some(i),
             Some(i) => {
@@ -90,8 +116,12 @@ impl Connections {
             None => None,
         };
         if let Some(i) = reused {
+            let sent = Instant::now();
             match send_on(&mut self.conns[i].sender, req).await {
-                Ok(resp) => return Ok(resp),
+                Ok(resp) => {
+                    timing.ttfb = Some(sent.elapsed());
+                    return Ok(resp);
+                }
                 Err((error, unsent)) => {
                     let conn = self.conns.swap_remove(i);
                     // hyper hands the request back when it never reached the wire (the server
@@ -99,22 +129,27 @@ impl Connections {
                     let Some(req) = unsent else {
                         return Err(failure_text(conn, &error));
                     };
-                    let i = self.open(target, tls).await?;
-                    return self.finish(i, req).await;
+                    let i = self.open(target, proxy, tls, timing).await?;
+                    return self.finish(i, req, timing).await;
                 }
             }
         }
-        let i = self.open(target, tls).await?;
-        self.finish(i, req).await
+        let i = self.open(target, proxy, tls, timing).await?;
+        self.finish(i, req, timing).await
     }
 
     async fn finish(
         &mut self,
         i: usize,
         req: http::Request<ReqBody>,
+        timing: &mut Timings,
     ) -> Result<http::Response<Incoming>, String> {
+        let sent = Instant::now();
         match send_on(&mut self.conns[i].sender, req).await {
-            Ok(resp) => Ok(resp),
+            Ok(resp) => {
+                timing.ttfb = Some(sent.elapsed());
+                Ok(resp)
+            }
             Err((error, _)) => {
                 let conn = self.conns.swap_remove(i);
                 Err(failure_text(conn, &error))
@@ -122,7 +157,8 @@ impl Connections {
         }
     }
 
-    /// Drops the connection to the target, e.g. after a timeout left it mid-response.
+    /// Drops the connections to the target (direct or through a proxy), e.g. after a
+    /// response body could not be read.
     pub(crate) fn discard(&mut self, target: &Target) {
         self.conns.retain(|c| {
             !(c.scheme == target.scheme && c.port == target.port && c.host == target.host)
@@ -139,24 +175,43 @@ impl Connections {
         self.conns.retain(|c| c.scheme != Scheme::Https);
     }
 
-    async fn open(&mut self, target: &Target, tls: &TlsOptions) -> Result<usize, String> {
+    async fn open(
+        &mut self,
+        target: &Target,
+        proxy: Option<&ProxyTarget>,
+        tls: &TlsOptions,
+        timing: &mut Timings,
+    ) -> Result<usize, String> {
         // Unusable TLS options fail before any network traffic.
         let tls_config = match target.scheme {
             Scheme::Http => None,
             Scheme::Https => Some(tls::client_config(tls)?),
         };
-        let stream = match TcpStream::connect((&*target.host, target.port)).await {
+        let started = Instant::now();
+        let (host, port) = match proxy {
+            Some(p) => (&p.host, p.port),
+            None => (&target.host, target.port),
+        };
+        let stream = match TcpStream::connect((&**host, port)).await {
             Ok(s) => s,
-            Err(e) if e.raw_os_error().is_none() && e.kind() != std::io::ErrorKind::TimedOut => {
-                // tokio reports a failed lookup as a custom error without an errno.
-                return Err(errors::resolve_error(&target.host));
+            Err(e) => {
+                let text = if e.raw_os_error().is_none() && e.kind() != io::ErrorKind::TimedOut {
+                    // tokio reports a failed lookup as a custom error without an errno.
+                    errors::resolve_error(host)
+                } else {
+                    errors::io_error(&e)
+                };
+                return Err(match proxy {
+                    Some(_) => proxy::cannot_connect(&text),
+                    None => text,
+                });
             }
-            Err(e) => return Err(errors::io_error(&e)),
         };
         // Requests are small and latency is what we measure: never wait for Nagle.
         let _ = stream.set_nodelay(true);
         let (sender, io_error) = match tls_config {
             None => {
+                timings::add(&mut timing.connect, started.elapsed());
                 let (sender, conn) = http1::Builder::new()
                     .handshake(TokioIo::new(stream))
                     .await
@@ -168,8 +223,13 @@ impl Connections {
                 (Sender::H1(sender), None)
             }
             Some(config) => {
+                let io = match proxy {
+                    Some(p) => Io::Tunnel(proxy::tunnel(stream, target, p).await?),
+                    None => Io::Tcp(stream),
+                };
+                timings::add(&mut timing.connect, started.elapsed());
                 let io_error = Arc::new(tls::FirstError::default());
-                let sender = open_tls(stream, target, config, io_error.clone()).await?;
+                let sender = open_tls(io, target, config, io_error.clone(), timing).await?;
                 (sender, Some(io_error))
             }
         };
@@ -181,6 +241,7 @@ impl Connections {
             scheme: target.scheme,
             host: target.host.clone(),
             port: target.port,
+            via: proxy.map(|p| (p.host.clone(), p.port)),
             sender,
             io_error,
         });
@@ -190,16 +251,19 @@ impl Connections {
 
 /// The TLS handshake, then HTTP/2 if the server chose `h2` in ALPN, else HTTP/1.1.
 async fn open_tls(
-    stream: TcpStream,
+    stream: Io,
     target: &Target,
     config: Arc<rustls::ClientConfig>,
     io_error: Arc<tls::FirstError>,
+    timing: &mut Timings,
 ) -> Result<Sender, String> {
     let name = tls::server_name(&target.host)?;
+    let started = Instant::now();
     let stream = tokio_rustls::TlsConnector::from(config)
         .connect(name, stream)
         .await
         .map_err(|e| errors::tls_handshake_error(&e))?;
+    timings::add(&mut timing.tls, started.elapsed());
     let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
     let stream = tls::Watched::new(stream, io_error);
     if h2 {
@@ -281,4 +345,68 @@ fn absolute_form(mut req: http::Request<ReqBody>, authority: &Authority) -> http
         *req.uri_mut() = uri;
     }
     req
+}
+
+/// What TLS runs over: a TCP connection to the target, or a tunnel through a proxy.
+pub(crate) enum Io {
+    Tcp(TcpStream),
+    Tunnel(TokioIo<Upgraded>),
+}
+
+impl AsyncRead for Io {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Io::Tunnel(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Io {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Io::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Io::Tunnel(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Io::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Io::Tunnel(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Io::Tcp(s) => s.is_write_vectored(),
+            Io::Tunnel(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Io::Tunnel(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Io::Tunnel(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
 }

@@ -143,12 +143,17 @@ pub fn timeout_error(https: bool, host: &str, port: u16, timeout_secs: f64) -> S
     format!("ReadTimeout(ReadTimeoutError({}))", python_repr_str(&inner))
 }
 
-/// Errors hyper reports on a connection: the peer closing early, malformed responses.
+/// Errors hyper reports on a connection: the peer closing early, malformed responses, a
+/// request body that failed while being sent.
 pub fn hyper_error(e: &hyper::Error) -> String {
     // A TLS error wins over the generic texts: hyper reports a request that a TLS alert
     // cut off as canceled, with the alert as its cause.
     let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
     while let Some(s) = source {
+        // A request body that could not be read (a file gone or shrunk) says so itself.
+        if let Some(body) = s.downcast_ref::<crate::body::BodyError>() {
+            return body.0.clone();
+        }
         if let Some(tls) = s.downcast_ref::<rustls::Error>() {
             return tls_error(tls);
         }

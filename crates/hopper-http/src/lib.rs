@@ -30,21 +30,34 @@
 //! client.accept_invalid_certs(true); // requests' verify=False
 //! # }
 //! ```
+//!
+//! Compressed responses (gzip, deflate, br) are decoded as they arrive, and the decoded
+//! length is what is recorded; uploads stream files from disk ([`RequestBuilder::body_file`],
+//! [`Multipart`]); a forward proxy is set with [`HttpClient::proxy`]; and
+//! [`Response::timings`] splits a request's time into connect, TLS, time to first byte and
+//! total. `docs/http.md` lists every feature beside its Locust equivalent.
 
+mod body;
 mod client;
 mod conn;
 mod cookies;
+mod decode;
 mod drain;
 pub mod errors;
+mod proxy;
 mod response;
+mod timings;
 mod tls;
 mod url;
 pub mod ws;
 
+pub use body::{Multipart, Part};
 pub use client::{ClientConfig, HttpClient, RequestBuilder};
 pub use drain::Drain;
 pub use http::{HeaderMap, HeaderValue, Method, StatusCode};
+pub use proxy::Proxy;
 pub use response::{CheckError, Response};
+pub use timings::Timings;
 pub use tls::TlsOptions;
 pub use url::{is_non_http_host, BaseUrl, UrlError};
 pub use ws::{WebSocket, WsError};

@@ -4,6 +4,7 @@
 //! [`Response::body_between`]).
 
 use crate::errors;
+use crate::timings::Timings;
 use crate::url::Target;
 use bytes::Bytes;
 use hopper_stats::RequestRecord;
@@ -43,7 +44,7 @@ pub struct Response {
     body: Bytes,
     /// Where the final response came from (`None` when no response arrived).
     target: Option<Target>,
-    response_time: Duration,
+    timings: Timings,
     error: Option<String>,
     /// Present until recorded; recorded on drop for caught responses.
     pending: Option<Pending>,
@@ -55,7 +56,7 @@ impl Response {
         headers: HeaderMap,
         body: Bytes,
         target: Option<Target>,
-        response_time: Duration,
+        timings: Timings,
         error: Option<String>,
         pending: Option<Pending>,
     ) -> Response {
@@ -64,7 +65,7 @@ impl Response {
             headers,
             body,
             target,
-            response_time,
+            timings,
             error,
             pending,
         }
@@ -100,7 +101,10 @@ impl Response {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
-    /// The body, as received (empty after [`crate::RequestBuilder::discard_body`]).
+    /// The body, decoded when the server sent it compressed (`Content-Encoding` gzip,
+    /// deflate or br, as requests decodes it); empty after
+    /// [`crate::RequestBuilder::discard_body`]. The recorded response length is this
+    /// decoded length, like `len(response.content)` in Locust.
     pub fn bytes(&self) -> &Bytes {
         &self.body
     }
@@ -120,9 +124,16 @@ impl Response {
         self.target.as_ref().map(Target::url).unwrap_or_default()
     }
 
-    /// Time from sending until the body was read, including redirects.
+    /// Time from sending until the body was read, including redirects: the recorded
+    /// response time.
     pub fn response_time(&self) -> Duration {
-        self.response_time
+        self.timings.total
+    }
+
+    /// Where the time went: connecting, the TLS handshake (both `None` on a kept-alive
+    /// connection), time to the response head, and the total. See [`Timings`].
+    pub fn timings(&self) -> Timings {
+        self.timings
     }
 
     /// A value of the JSON body for a later request, found by its
@@ -525,7 +536,7 @@ mod tests {
             map,
             Bytes::from_static(body.as_bytes()),
             None,
-            Duration::ZERO,
+            Timings::default(),
             None,
             None,
         )

@@ -7,6 +7,7 @@
 //! compiled in via `webpki-roots`, so HTTPS works on a machine without a CA bundle; ALPN
 //! `h2` then `http/1.1`) have their own `OnceLock`, so the common case takes no lock.
 
+use crate::conn::Io;
 use crate::errors;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -20,7 +21,6 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 
 /// A configuration, or the failure text every `https://` request reports when the options
 /// cannot be used (an unreadable certificate or key).
@@ -221,13 +221,13 @@ impl FirstError {
 
 /// A client TLS stream that notes the I/O errors passing through it in a [`FirstError`].
 pub(crate) struct Watched {
-    stream: tokio_rustls::client::TlsStream<TcpStream>,
+    stream: tokio_rustls::client::TlsStream<Io>,
     error: Arc<FirstError>,
 }
 
 impl Watched {
     pub(crate) fn new(
-        stream: tokio_rustls::client::TlsStream<TcpStream>,
+        stream: tokio_rustls::client::TlsStream<Io>,
         error: Arc<FirstError>,
     ) -> Watched {
         Watched { stream, error }

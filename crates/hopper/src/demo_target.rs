@@ -26,7 +26,8 @@
 //! | `GET /account` | needs `Authorization: Bearer <token from /login>` → 200 JSON, else 401 |
 //! | `POST /purchase` | needs the bearer token; JSON `{"product_id", "quantity"}` → 201 order; 401 / 400 / 404 otherwise |
 //! | `GET /flaky` | 500 about 10 % of the time, else 200 |
-//! | `POST /upload` | streams any body (raw or multipart) frame by frame and answers `{"bytes": n}` |
+//! | `POST /upload` | streams any body (raw or multipart) frame by frame and answers `{"bytes": n}`; adds `n` to [`Counters::upload_bytes`] once the whole body has arrived |
+//! | `GET /compressed[?enc=E]` | a JSON array of 160 products (about 8 KB) with `Content-Encoding: E`, where `E` is `gzip`, `deflate` (zlib), `br` or `identity` (no header); without `enc`, the first of `br`, `gzip`, `deflate` that the request's `Accept-Encoding` lists, else `identity`; any other `E` → 400 |
 //! | `ANY /status/{code}` | answers with `code` (200–599), else 400 |
 //! | `GET /redirect` | 302 to `/` |
 //! | `GET /cookie/set` | sets the cookie `session=abc` |
@@ -44,6 +45,7 @@
 //! code 1001.
 //! `/status/{code}` refuses 1xx codes: HTTP/1.1 cannot send an informational
 //! status as a final response (hyper would turn it into a 500).
+//! `/compressed` bodies are compressed once, on first use, and served from memory.
 
 use std::collections::hash_map::RandomState;
 use std::collections::BTreeMap;
@@ -61,9 +63,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use hopper_http::ws::server as ws_server;
 use http::header::{
-    HeaderMap, HeaderValue, ALLOW, AUTHORIZATION, CONNECTION, CONTENT_TYPE, COOKIE, LOCATION,
-    SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION, SET_COOKIE, UPGRADE,
-    WWW_AUTHENTICATE,
+    HeaderMap, HeaderValue, ACCEPT_ENCODING, ALLOW, AUTHORIZATION, CONNECTION, CONTENT_ENCODING,
+    CONTENT_TYPE, COOKIE, LOCATION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION,
+    SET_COOKIE, UPGRADE, VARY, WWW_AUTHENTICATE,
 };
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
@@ -127,6 +129,7 @@ enum Route {
     CookieCheck,
     WsEcho,
     WsClose,
+    Compressed,
     Unmatched,
 }
 
@@ -161,7 +164,7 @@ impl Allow {
 }
 
 impl Route {
-    const COUNT: usize = 17;
+    const COUNT: usize = 18;
 
     /// Labels used in counter keys; parameterised routes use the pattern so
     /// `/products/1` and `/products/2` count together.
@@ -182,6 +185,7 @@ impl Route {
         "/cookie/check",
         "/ws/echo",
         "/ws/close",
+        "/compressed",
         "(unmatched)",
     ];
 
@@ -203,6 +207,7 @@ impl Route {
             "/cookie/check" => (Route::CookieCheck, Allow::Get),
             "/ws/echo" => (Route::WsEcho, Allow::Get),
             "/ws/close" => (Route::WsClose, Allow::Get),
+            "/compressed" => (Route::Compressed, Allow::Get),
             p if p.starts_with("/products/") => (Route::Product, Allow::Get),
             p if p.starts_with("/status/") => (Route::Status, Allow::Any),
             _ => (Route::Unmatched, Allow::Any),
@@ -284,6 +289,8 @@ pub struct Counters {
     /// `[route][method][status slot]`, flattened. A fixed table makes
     /// recording a single relaxed `fetch_add` with no hashing or locking.
     slots: Box<[AtomicU64]>,
+    /// Body bytes of the `/upload` requests read to their end.
+    upload_bytes: AtomicU64,
 }
 
 impl Counters {
@@ -291,6 +298,7 @@ impl Counters {
         let len = Route::COUNT * METHOD_LABELS.len() * STATUS_SLOTS;
         Counters {
             slots: (0..len).map(|_| AtomicU64::new(0)).collect(),
+            upload_bytes: AtomicU64::new(0),
         }
     }
 
@@ -304,6 +312,13 @@ impl Counters {
         let s = status_slot(status.as_u16()).unwrap_or(STATUS_SLOTS - 1);
         let i = Counters::slot(route as usize, method, s);
         self.slots[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Body bytes received by `POST /upload` since start or the last
+    /// [`reset`](Counters::reset), counting only uploads whose whole body
+    /// arrived (those answered 200).
+    pub fn upload_bytes(&self) -> u64 {
+        self.upload_bytes.load(Ordering::Relaxed)
     }
 
     /// Total number of requests counted since start or the last
@@ -357,6 +372,7 @@ impl Counters {
         for c in self.slots.iter() {
             c.store(0, Ordering::Relaxed);
         }
+        self.upload_bytes.store(0, Ordering::Relaxed);
     }
 
     /// The JSON served at `GET /__counters`.
@@ -371,6 +387,7 @@ impl Counters {
         #[derive(Serialize)]
         struct Doc {
             total: u64,
+            upload_bytes: u64,
             requests: Vec<Entry>,
         }
         let requests: Vec<Entry> = self
@@ -387,6 +404,7 @@ impl Counters {
         // self-consistent even while traffic is running.
         let doc = Doc {
             total: requests.iter().map(|e| e.count).sum(),
+            upload_bytes: self.upload_bytes(),
             requests,
         };
         serde_json::to_vec(&doc).unwrap_or_default()
@@ -469,6 +487,81 @@ static PRODUCT_JSON: LazyLock<Vec<String>> = LazyLock::new(|| {
         .map(|i| serde_json::to_string(&product(i)).unwrap_or_default())
         .collect()
 });
+
+/// How many copies of the catalogue `/compressed` serves: enough text (about
+/// 8 KB) for compression to matter, small enough to answer at load-test rates.
+const COMPRESSED_COPIES: usize = 16;
+
+/// `/compressed`'s body in each encoding, made on first use:
+/// `[identity, gzip, deflate (zlib), br]`.
+static COMPRESSED: LazyLock<[Bytes; 4]> = LazyLock::new(|| {
+    use std::io::Write;
+    let all: Vec<Product> = (0..PRODUCTS.len() * COMPRESSED_COPIES)
+        .map(|i| product(i % PRODUCTS.len()))
+        .collect();
+    let text = serde_json::to_vec(&all).unwrap_or_default();
+    // Writing into a Vec cannot fail; an empty body would only make tests fail loudly.
+    let gzip = {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        let _ = e.write_all(&text);
+        e.finish().unwrap_or_default()
+    };
+    let deflate = {
+        let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        let _ = e.write_all(&text);
+        e.finish().unwrap_or_default()
+    };
+    let br = {
+        let mut out = Vec::new();
+        {
+            let mut e = brotli::CompressorWriter::new(&mut out, 4096, 9, 22);
+            let _ = e.write_all(&text);
+        }
+        out
+    };
+    [text, gzip, deflate, br].map(Bytes::from)
+});
+
+/// The encodings `/compressed` knows, as (name, index into [`COMPRESSED`]).
+const ENCODINGS: [(&str, usize); 4] = [("identity", 0), ("gzip", 1), ("deflate", 2), ("br", 3)];
+
+/// `/compressed`: the encoding asked for with `?enc=`, else negotiated from
+/// `Accept-Encoding` (br, then gzip, then deflate; q-values are not weighed).
+fn compressed(req: &Request<Incoming>) -> Response<Body> {
+    let asked = req
+        .uri()
+        .query()
+        .and_then(|q| q.split('&').find_map(|pair| pair.strip_prefix("enc=")));
+    let index = match asked {
+        Some(enc) => match ENCODINGS.iter().find(|(name, _)| *name == enc) {
+            Some((_, i)) => *i,
+            None => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "enc must be gzip, deflate, br or identity",
+                )
+            }
+        },
+        None => {
+            let offered = |coding: &str| has_token(req.headers(), &ACCEPT_ENCODING, coding);
+            ["br", "gzip", "deflate"]
+                .into_iter()
+                .find(|c| offered(c))
+                .and_then(|c| ENCODINGS.iter().find(|(name, _)| *name == c))
+                .map_or(0, |(_, i)| *i)
+        }
+    };
+    let mut resp = respond(StatusCode::OK, JSON, COMPRESSED[index].clone());
+    let h = resp.headers_mut();
+    if index != 0 {
+        h.insert(
+            CONTENT_ENCODING,
+            HeaderValue::from_static(ENCODINGS[index].0),
+        );
+    }
+    h.insert(VARY, HeaderValue::from_static("Accept-Encoding"));
+    resp
+}
 
 // ---------------------------------------------------------------------------
 // Response helpers
@@ -704,6 +797,7 @@ impl State {
                 }
             }
             Route::WsEcho | Route::WsClose => self.websocket(route, req),
+            Route::Compressed => compressed(req),
             Route::Unmatched => not_found(),
             Route::Slow => return Dispatch::Async(AsyncRoute::Slow),
             Route::Login => return Dispatch::Async(AsyncRoute::Login),
@@ -942,8 +1036,9 @@ async fn slow(req: Request<Incoming>) -> Response<Body> {
 }
 
 /// Counts the body frame by frame, so a large upload never sits in memory.
-/// Multipart bodies are counted as sent, framing included.
-async fn upload(req: Request<Incoming>) -> Response<Body> {
+/// Multipart bodies are counted as sent, framing included. The bytes of an
+/// upload read to its end are added to the counters.
+async fn upload(req: Request<Incoming>, counters: &Counters) -> Response<Body> {
     #[derive(Serialize)]
     struct Uploaded {
         bytes: u64,
@@ -960,6 +1055,7 @@ async fn upload(req: Request<Incoming>) -> Response<Body> {
             Err(_) => return error(StatusCode::BAD_REQUEST, "failed to read request body"),
         }
     }
+    counters.upload_bytes.fetch_add(bytes, Ordering::Relaxed);
     json(StatusCode::OK, &Uploaded { bytes })
 }
 
@@ -1068,7 +1164,7 @@ impl Service<Request<Incoming>> for Svc {
                         AsyncRoute::Slow => slow(req).await,
                         AsyncRoute::Login => state.login(req).await,
                         AsyncRoute::Purchase => state.purchase(req).await,
-                        AsyncRoute::Upload => upload(req).await,
+                        AsyncRoute::Upload => upload(req, &state.counters).await,
                     };
                     state.counters.record(route, method, resp.status());
                     resp
@@ -1732,6 +1828,57 @@ mod tests {
         let r = send(&mut sender, request(Method::POST, "/upload", &[], full(""))).await;
         assert_eq!(r.json()["bytes"], 0);
         assert_eq!(t.counters().get("POST", "/upload", 200), 3);
+        assert_eq!(t.counters().upload_bytes(), (SIZE + multipart.len()) as u64);
+        let doc: Value = serde_json::from_slice(&get(&t, COUNTERS_PATH).await.body).unwrap();
+        assert_eq!(doc["upload_bytes"], (SIZE + multipart.len()) as u64);
+        t.counters().reset();
+        assert_eq!(t.counters().upload_bytes(), 0);
+    }
+
+    #[tokio::test]
+    async fn compressed_serves_each_encoding_of_one_text() {
+        use std::io::Read;
+        let t = start().await;
+        let plain = get(&t, "/compressed?enc=identity").await;
+        assert_eq!(plain.status, StatusCode::OK);
+        assert!(plain.headers.get(CONTENT_ENCODING).is_none());
+        let products: Value = plain.json();
+        assert_eq!(products.as_array().unwrap().len(), 160);
+        assert_eq!(products[10]["name"], "Hopper T-shirt");
+        for enc in ["gzip", "deflate", "br"] {
+            let r = get(&t, &format!("/compressed?enc={enc}")).await;
+            assert_eq!(r.headers[CONTENT_ENCODING], enc);
+            assert_eq!(r.headers[VARY], "Accept-Encoding");
+            assert!(
+                r.body.len() < plain.body.len() / 4,
+                "{enc}: {}",
+                r.body.len()
+            );
+            let mut decoded = Vec::new();
+            match enc {
+                "gzip" => flate2::read::GzDecoder::new(&r.body[..]).read_to_end(&mut decoded),
+                "deflate" => flate2::read::ZlibDecoder::new(&r.body[..]).read_to_end(&mut decoded),
+                _ => brotli::Decompressor::new(&r.body[..], 4096).read_to_end(&mut decoded),
+            }
+            .unwrap();
+            assert!(decoded == plain.body, "{enc}");
+        }
+        // Negotiated from Accept-Encoding when not asked for.
+        let r = call(
+            &t,
+            Method::GET,
+            "/compressed",
+            &[("accept-encoding", "gzip, deflate")],
+            "",
+        )
+        .await;
+        assert_eq!(r.headers[CONTENT_ENCODING], "gzip");
+        let r = get(&t, "/compressed").await;
+        assert!(r.headers.get(CONTENT_ENCODING).is_none());
+        let r = get(&t, "/compressed?enc=zstd").await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST);
+        assert_eq!(t.counters().get("GET", "/compressed", 200), 6);
+        assert_eq!(t.counters().get("GET", "/compressed", 400), 1);
     }
 
     #[tokio::test]
@@ -1903,7 +2050,10 @@ mod tests {
             request(Method::GET, COUNTERS_PATH, &[], full("")),
         )
         .await;
-        assert_eq!(r.json(), serde_json::json!({"total": 0, "requests": []}));
+        assert_eq!(
+            r.json(),
+            serde_json::json!({"total": 0, "upload_bytes": 0, "requests": []})
+        );
         send(&mut sender, request(Method::GET, "/fast", &[], full(""))).await;
         assert_eq!(c.get("GET", "/fast", 200), 1);
         assert_eq!(c.total(), 1);

@@ -11,6 +11,7 @@
 
 #![allow(dead_code)]
 
+pub mod http_servers;
 pub mod web;
 
 use std::collections::BTreeMap;
