@@ -1,8 +1,9 @@
 //! Checking responses and carrying values from one response into later requests.
 //!
 //! `Shopper` logs in, keeps the token from the JSON reply and sends it with later requests,
-//! follows a redirect by hand with the `Location` header, and sends a cookie's value back
-//! itself. Every check it makes passes against the demo target. `Doubter` expects the wrong
+//! follows a redirect by hand with the `Location` header, sends a cookie's value back
+//! itself, fetches an order it just created by the id in the creation's reply, and picks a
+//! product id out of the catalogue with a regular expression. Every check it makes passes against the demo target. `Doubter` expects the wrong
 //! things on purpose, so the failures table shows each kind of reason a check gives.
 //!
 //! The Locust equivalent:
@@ -52,6 +53,22 @@
 //!     def catalogue(self):
 //!         self.client.get("/products", name="/products (size only)", stream=True).close()
 //!
+//!     @task
+//!     def order_then_fetch(self):
+//!         auth = {"Authorization": f"Bearer {self.token}"}
+//!         order = self.client.post("/purchase", json={"product_id": 2, "quantity": 3},
+//!                                  headers=auth).json()
+//!         with self.client.get(f"/orders/{order['order_id']}", name="/orders/[id]",
+//!                              headers=auth, catch_response=True) as r:
+//!             if r.json().get("order_id") != order["order_id"]:
+//!                 r.failure("not the order just made")
+//!
+//!     @task
+//!     def first_product(self):
+//!         text = self.client.get("/products").text
+//!         product_id = re.search(r'"id":\s*(\d+)', text).group(1)
+//!         self.client.get(f"/products/{product_id}", name="/products/[id]")
+//!
 //! class Doubter(HttpUser):  # one of its checks, written the same way:
 //!     @task
 //!     def doubt(self):
@@ -69,6 +86,8 @@
 //! ```
 
 use hopper::prelude::*;
+use hopper::Regex;
+use std::sync::LazyLock;
 
 /// A shopper's own data: the token from logging in.
 #[derive(Default)]
@@ -165,6 +184,48 @@ async fn catalogue(user: &mut User<Shopper>) -> TaskResult {
     Ok(())
 }
 
+/// Correlation of a created resource: buy, take the new order's id from the reply, then
+/// fetch that order (only its buyer's token may) and check it is the one just made.
+async fn order_then_fetch(user: &mut User<Shopper>) -> TaskResult {
+    let created = user
+        .client
+        .post("/purchase")
+        .bearer(&user.state.token)
+        .json(&json!({ "product_id": 2, "quantity": 3 }))
+        .expect_status(201)
+        .send()
+        .await;
+    let id = created.json_field("/order_id")?;
+    user.client
+        .get(format!("/orders/{id}"))
+        .name("/orders/[id]")
+        .bearer(&user.state.token)
+        .expect_status(200)
+        .expect_json("/order_id", id)
+        .expect_json("/quantity", 3)
+        .send()
+        .await;
+    Ok(())
+}
+
+/// The first product id in the catalogue, found with a regular expression.
+static FIRST_PRODUCT: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r#""id":\s*(\d+)"#).expect("a valid regular expression"));
+
+/// Correlation by regular expression: pick the first product id out of the catalogue's
+/// text and open that product.
+async fn first_product(user: &mut User<Shopper>) -> TaskResult {
+    let catalogue = user.client.get("/products").send().await;
+    let id = catalogue.regex(&FIRST_PRODUCT)?;
+    user.client
+        .get(format!("/products/{id}"))
+        .name("/products/[id]")
+        .expect_json("/id", id.parse::<u64>().map_err(TaskError::failed)?)
+        .send()
+        .await;
+    Ok(())
+}
+
 /// Expectations that are wrong on purpose: each request below fails with the reason shown.
 async fn doubt(user: &mut User<()>) -> TaskResult {
     // CatchResponseError('expected status 200, got 404')
@@ -222,7 +283,9 @@ fn main() {
                 .task(task!(account))
                 .task(task!(follow_redirect))
                 .task(task!(cookie))
-                .task(task!(catalogue)),
+                .task(task!(catalogue))
+                .task(task!(order_then_fetch))
+                .task(task!(first_product)),
         )
         .user(
             UserClass::new("Doubter", || ())

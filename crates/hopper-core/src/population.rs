@@ -1,8 +1,8 @@
 //! How many users are alive in this process and whether the ramp has finished: what a
 //! rendezvous for "every user" waits on, and what a user may ask to end the whole test.
 //!
-//! The runner counts a user alive from the moment its task starts until it ends, whatever
-//! the way out (stopped, killed, `StopUser`, a failed `on_start`). Every change bumps a
+//! The runner counts a user alive from the moment it spawns the user's task until the task
+//! ends, whatever the way out (stopped, killed, `StopUser`, a failed `on_start`). Every change bumps a
 //! version number on a watch channel, so a waiter re-checks its condition without missing a
 //! change that happened between its check and its wait.
 

@@ -395,9 +395,15 @@ impl LocalRunner {
                     seed: fastrand::u64(..),
                     control: ctl,
                 });
+                // Counted alive from now, not from its first poll: a rendezvous of all users
+                // must not see the ramp complete before the last users have started.
+                let alive = population::LiveUser::new();
                 running.push(RunningUser {
                     control: handle,
-                    join: tokio::spawn(future),
+                    join: tokio::spawn(async move {
+                        let _alive = alive;
+                        future.await
+                    }),
                 });
             }
         }

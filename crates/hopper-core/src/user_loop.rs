@@ -43,7 +43,6 @@ pub(crate) async fn run<S: Send + 'static>(
     mut user: User<S>,
     mut ctl: Control,
 ) {
-    let _alive = crate::population::LiveUser::new();
     let drain = user.client.drain();
     // Locust starts the pacing clock when the user is created, so on_start counts.
     let mut pacing = Pacing::new(Instant::now());

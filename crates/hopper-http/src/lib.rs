@@ -56,6 +56,8 @@ pub use client::{ClientConfig, HttpClient, RequestBuilder};
 pub use drain::Drain;
 pub use http::{HeaderMap, HeaderValue, Method, StatusCode};
 pub use proxy::Proxy;
+/// Regular expressions for [`Response::regex`] (the lean `regex-lite` engine).
+pub use regex_lite::Regex;
 pub use response::{CheckError, Response};
 pub use timings::Timings;
 pub use tls::TlsOptions;

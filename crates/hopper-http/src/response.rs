@@ -185,8 +185,8 @@ impl Response {
     }
 
     /// The text between the first `prefix` in the body and the next `suffix` after it, e.g.
-    /// a CSRF token: `r.body_between("name=\"csrf\" value=\"", "\"")`. Hopper has no regular
-    /// expressions; this covers the usual "value between two markers" case.
+    /// a CSRF token: `r.body_between("name=\"csrf\" value=\"", "\"")`: the usual "value
+    /// between two markers" case without a regular expression.
     pub fn body_between(&self, prefix: &str, suffix: &str) -> Result<String, CheckError> {
         let text = self.text();
         text.find(prefix)
@@ -197,6 +197,18 @@ impl Response {
                     "body has no text between {prefix:?} and {suffix:?}"
                 ))
             })
+    }
+
+    /// The first match of `re` in the body: its first capture group, or the whole match when
+    /// it has none (Locust tests use `re.search(...).group(1)`). Build the expression once,
+    /// e.g. in a `static LazyLock<Regex>`, not per request.
+    pub fn regex(&self, re: &regex_lite::Regex) -> Result<String, CheckError> {
+        let text = self.text();
+        let captures = re
+            .captures(&text)
+            .ok_or_else(|| CheckError::new(format!("body does not match /{}/", re.as_str())))?;
+        let found = captures.get(1).or_else(|| captures.get(0));
+        Ok(found.map_or_else(String::new, |m| m.as_str().to_string()))
     }
 
     /// With `catch_response`: count this request as a success whatever its status.

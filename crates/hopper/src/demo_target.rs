@@ -25,6 +25,7 @@
 //! | `GET /products/{id}` | one product, or 404 |
 //! | `GET /account` | needs `Authorization: Bearer <token from /login>` → 200 JSON, else 401 |
 //! | `POST /purchase` | needs the bearer token; JSON `{"product_id", "quantity"}` → 201 order; 401 / 400 / 404 otherwise |
+//! | `GET /orders/{id}` | needs the bearer token of the order's buyer → 200 the order as created; 404 for anyone else or an unknown (or long-forgotten: the last 100,000 are kept) order |
 //! | `GET /flaky` | 500 about 10 % of the time, else 200 |
 //! | `POST /upload` | streams any body (raw or multipart) frame by frame and answers `{"bytes": n}`; adds `n` to [`Counters::upload_bytes`] once the whole body has arrived |
 //! | `GET /compressed[?enc=E]` | a JSON array of 160 products (about 8 KB) with `Content-Encoding: E`, where `E` is `gzip`, `deflate` (zlib), `br` or `identity` (no header); without `enc`, the first of `br`, `gzip`, `deflate` that the request's `Accept-Encoding` lists, else `identity`; any other `E` → 400 |
@@ -130,6 +131,7 @@ enum Route {
     WsEcho,
     WsClose,
     Compressed,
+    Order,
     Unmatched,
 }
 
@@ -164,7 +166,7 @@ impl Allow {
 }
 
 impl Route {
-    const COUNT: usize = 18;
+    const COUNT: usize = 19;
 
     /// Labels used in counter keys; parameterised routes use the pattern so
     /// `/products/1` and `/products/2` count together.
@@ -186,6 +188,7 @@ impl Route {
         "/ws/echo",
         "/ws/close",
         "/compressed",
+        "/orders/{id}",
         "(unmatched)",
     ];
 
@@ -209,6 +212,7 @@ impl Route {
             "/ws/close" => (Route::WsClose, Allow::Get),
             "/compressed" => (Route::Compressed, Allow::Get),
             p if p.starts_with("/products/") => (Route::Product, Allow::Get),
+            p if p.starts_with("/orders/") => (Route::Order, Allow::Get),
             p if p.starts_with("/status/") => (Route::Status, Allow::Any),
             _ => (Route::Unmatched, Allow::Any),
         }
@@ -705,6 +709,7 @@ struct State {
     counters: Arc<Counters>,
     tokens: Tokens,
     next_order_id: AtomicU64,
+    orders: Orders,
     /// Tells open WebSockets (which outlive their HTTP connection) to close.
     shutdown: watch::Receiver<bool>,
 }
@@ -746,6 +751,17 @@ impl State {
                         Bytes::from_static(PRODUCT_JSON[i].as_bytes()),
                     ),
                     None => error(StatusCode::NOT_FOUND, "no such product"),
+                }
+            }
+            Route::Order => {
+                let id = req.uri().path()["/orders/".len()..].parse::<u64>().ok();
+                match self.authenticate(req.headers()) {
+                    Err(message) => unauthorized(message),
+                    Ok(username) => match id.and_then(|id| self.orders.get(id)) {
+                        // Only the buyer sees an order; to anyone else it does not exist.
+                        Some(order) if order.username == username => json(StatusCode::OK, &order),
+                        _ => not_found(),
+                    },
                 }
             }
             Route::Account => match self.authenticate(req.headers()) {
@@ -931,15 +947,6 @@ impl State {
             product_id: u64,
             quantity: u32,
         }
-        #[derive(Serialize)]
-        struct Order {
-            order_id: u64,
-            product_id: u64,
-            name: &'static str,
-            quantity: u32,
-            total: f64,
-            username: String,
-        }
         let auth = self.authenticate(req.headers());
         // Read the body even when the token is bad, so the connection can be
         // kept alive instead of being closed with an unread body.
@@ -971,17 +978,58 @@ impl State {
             return error(StatusCode::NOT_FOUND, "no such product");
         };
         let (name, cents) = PRODUCTS[index];
-        json(
-            StatusCode::CREATED,
-            &Order {
-                order_id: self.next_order_id.fetch_add(1, Ordering::Relaxed),
-                product_id: order.product_id,
-                name,
-                quantity: order.quantity,
-                total: (cents * u64::from(order.quantity)) as f64 / 100.0,
-                username,
-            },
-        )
+        let order = Order {
+            order_id: self.next_order_id.fetch_add(1, Ordering::Relaxed),
+            product_id: order.product_id,
+            name,
+            quantity: order.quantity,
+            total: (cents * u64::from(order.quantity)) as f64 / 100.0,
+            username,
+        };
+        let created = json(StatusCode::CREATED, &order);
+        self.orders.insert(order);
+        created
+    }
+}
+
+/// An order as `POST /purchase` creates it and `GET /orders/{id}` shows it.
+#[derive(Serialize, Clone)]
+struct Order {
+    order_id: u64,
+    product_id: u64,
+    name: &'static str,
+    quantity: u32,
+    total: f64,
+    username: String,
+}
+
+/// The most recent orders, so a test can fetch what it created. Bounded: the oldest are
+/// forgotten first, so a long load test cannot grow the server without limit.
+#[derive(Default)]
+struct Orders {
+    kept: std::sync::Mutex<BTreeMap<u64, Order>>,
+}
+
+impl Orders {
+    const KEPT: usize = 100_000;
+
+    fn insert(&self, order: Order) {
+        let mut kept = self
+            .kept
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        kept.insert(order.order_id, order);
+        while kept.len() > Self::KEPT {
+            kept.pop_first();
+        }
+    }
+
+    fn get(&self, id: u64) -> Option<Order> {
+        let kept = self
+            .kept
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        kept.get(&id).cloned()
     }
 }
 
@@ -1283,6 +1331,7 @@ impl DemoTarget {
                 key: RandomState::new(),
             },
             next_order_id: AtomicU64::new(1),
+            orders: Orders::default(),
             shutdown: shutdown_rx.clone(),
         });
         let task = tokio::spawn(accept_loop(listener, state, shutdown_rx));
@@ -1696,6 +1745,22 @@ mod tests {
         )
         .await;
         assert_eq!(r.json()["order_id"], 2);
+
+        // The buyer fetches what it created; nobody else sees it.
+        let r = call(&t, Method::GET, "/orders/1", &auth, "").await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        assert_eq!(r.json(), order);
+        let bob = format!("Bearer {}", login(&t, "bob").await);
+        for (path, headers) in [
+            ("/orders/1", vec![("authorization", bob.as_str())]),
+            ("/orders/99", auth.to_vec()),
+            ("/orders/x", auth.to_vec()),
+        ] {
+            let r = call(&t, Method::GET, path, &headers, "").await;
+            assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
+        }
+        let r = call(&t, Method::GET, "/orders/1", &[], "").await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 
         let r = call(
             &t,

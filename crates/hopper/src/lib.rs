@@ -57,7 +57,7 @@ pub use hopper_core::{
 };
 /// WebSocket users: [`ws::WebSocket`] connects, exchanges and closes, recording each exchange.
 pub use hopper_http::ws;
-pub use hopper_http::{HttpClient, Response};
+pub use hopper_http::{HttpClient, Regex, Response};
 /// The statistics engine (Locust-compatible entries, HDR percentiles, console tables).
 pub use hopper_stats as stats;
 

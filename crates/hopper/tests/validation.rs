@@ -350,9 +350,17 @@ fn the_example_records_check_failures_with_locusts_texts_and_keys() {
         "/cookie/set",
         "/cookie/check",
         "/products (size only)",
+        "/purchase",
+        "/orders/[id]",
+        "/products",
+        "/products/[id]",
         "expected 404",
     ] {
-        let method = if name == "/login" { "POST" } else { "GET" };
+        let method = if name == "/login" || name == "/purchase" {
+            "POST"
+        } else {
+            "GET"
+        };
         let row = summary
             .row(method, name)
             .unwrap_or_else(|| panic!("no row {method} {name}\n{dump}"));
@@ -437,6 +445,12 @@ fn the_example_records_check_failures_with_locusts_texts_and_keys() {
     let check = summary.row("GET", "/cookie/check").unwrap().reqs;
     assert_eq!(counters.get("GET", "/cookie/check", 200), check, "{dump}");
     assert_eq!(target_count(&snapshot, "GET", "/cookie/check"), check);
+    // Every order fetched was one the shopper had just created, with its own token: each
+    // answered 200. (A purchase whose user stopped before the fetch has no fetch.)
+    let fetched = summary.row("GET", "/orders/[id]").unwrap().reqs;
+    let bought = summary.row("POST", "/purchase").unwrap().reqs;
+    assert_eq!(counters.get("GET", "/orders/{id}", 200), fetched, "{dump}");
+    assert!(fetched <= bought && bought <= fetched + 2, "{dump}");
     // Hopper counted every request the target answered, the expected 404s as successes.
     assert_eq!(summary.aggregated.reqs, counters.total(), "{dump}");
     let doubted_404s = summary.row("GET", "wrong status").unwrap().reqs
