@@ -243,24 +243,9 @@ impl StatsEntry {
     /// snapshot for the current second is stored right away, as Locust's `reset()` does.
     pub fn new(name: &str, method: &str, use_response_times_cache: bool, now: f64) -> Self {
         let mut e = StatsEntry {
-            name: name.to_string(),
-            method: method.to_string(),
-            num_requests: 0,
-            num_none_requests: 0,
-            num_failures: 0,
-            total_response_time: 0.0,
-            min_response_time: None,
-            max_response_time: 0.0,
-            response_times: BTreeMap::new(),
-            num_reqs_per_sec: BTreeMap::new(),
-            num_fail_per_sec: BTreeMap::new(),
-            total_content_length: 0,
-            start_time: now,
-            last_request_timestamp: None,
             hdr: new_hdr(),
             use_response_times_cache,
-            response_times_cache: VecDeque::new(),
-            creation_order: next_creation_order(),
+            ..StatsEntry::new_bare(name, method, now)
         };
         if use_response_times_cache {
             e.cache_response_times(now as i64);
@@ -274,12 +259,10 @@ impl StatsEntry {
     /// entries and go straight into the master's own histograms. A master reads tens of
     /// thousands of these a second.
     pub fn new_carrier(name: &str, method: &str, now: f64) -> Self {
-        StatsEntry {
-            hdr: placeholder_hdr(),
-            ..StatsEntry::new_bare(name, method, now)
-        }
+        StatsEntry::new_bare(name, method, now)
     }
 
+    /// Zero figures, no cache, a placeholder histogram.
     fn new_bare(name: &str, method: &str, now: f64) -> Self {
         StatsEntry {
             name: name.to_string(),

@@ -6,7 +6,6 @@
 mod common;
 
 use common::*;
-use std::process::Command;
 use std::time::Duration;
 
 /// The number logged in "events example: N slow requests, M failed tasks".
@@ -42,6 +41,56 @@ fn events_run(target: &Target, env: &[(&str, &str)], extra: &[&str]) -> Output {
         cmd.env(k, v);
     }
     run(cmd)
+}
+
+/// `example` as a headless master on a free port of 127.0.0.1 waiting for two workers,
+/// with `load` (users, rate, run time) against `target`, and two `example` workers `ids`.
+fn cluster(
+    example: &str,
+    dir: &TempDir,
+    target: &Target,
+    load: &[&str],
+    ids: [&str; 2],
+) -> (Running, Vec<Running>) {
+    let mut cmd = command(&example_bin(example), dir.path());
+    cmd.args([
+        "--master",
+        "--master-bind-host",
+        "127.0.0.1",
+        "--master-bind-port",
+        "0",
+        "--headless",
+        "--expect-workers",
+        "2",
+        "-H",
+        target.url(),
+    ]);
+    cmd.args(load);
+    let mut master = Running::spawn(cmd);
+    const MARK: &str = "Master listening for workers on port ";
+    assert!(master.wait_for_stderr(Duration::from_secs(20), |s| s.contains(MARK)));
+    let port = master
+        .stderr_so_far()
+        .lines()
+        .find_map(|l| l.split(MARK).nth(1).map(|p| p.trim().to_string()))
+        .expect("the master's port");
+    let workers = ids
+        .iter()
+        .map(|id| {
+            let mut cmd = command(&example_bin(example), dir.path());
+            cmd.args([
+                "--worker",
+                "--master-host",
+                "127.0.0.1",
+                "--master-port",
+                &port,
+                "--worker-id",
+                id,
+            ]);
+            Running::spawn(cmd)
+        })
+        .collect();
+    (master, workers)
 }
 
 #[test]
@@ -99,48 +148,13 @@ fn a_failing_listener_is_logged_and_exits_2() {
 fn custom_report_data_travels_from_workers_to_the_master() {
     let target = Target::start();
     let dir = TempDir::new("events-cluster");
-    let mut master_cmd = command(&example_bin("events"), dir.path());
-    master_cmd.args([
-        "--master",
-        "--master-bind-host",
-        "127.0.0.1",
-        "--master-bind-port",
-        "0",
-        "--headless",
-        "--expect-workers",
-        "2",
-        "-u",
-        "4",
-        "-r",
-        "4",
-        "-t",
-        "3s",
-        "-H",
-        target.url(),
-    ]);
-    let mut master = Running::spawn(master_cmd);
-    assert!(master.wait_for_stderr(Duration::from_secs(20), |s| s
-        .contains("Master listening for workers on port ")));
-    let log = master.stderr_so_far();
-    let port = log
-        .lines()
-        .find_map(|l| l.split("Master listening for workers on port ").nth(1))
-        .and_then(|p| p.trim().parse::<u16>().ok())
-        .expect("the master's port");
-    let worker = |id: &str| {
-        let mut cmd: Command = command(&example_bin("events"), dir.path());
-        cmd.args([
-            "--worker",
-            "--master-host",
-            "127.0.0.1",
-            "--master-port",
-            &port.to_string(),
-            "--worker-id",
-            id,
-        ]);
-        Running::spawn(cmd)
-    };
-    let workers = [worker("events_a"), worker("events_b")];
+    let (master, workers) = cluster(
+        "events",
+        &dir,
+        &target,
+        &["-u", "4", "-r", "4", "-t", "3s"],
+        ["events_a", "events_b"],
+    );
     let out = master.wait();
     // Requests failed and no limit was set: Locust's rule, exit 1.
     out.assert_code(1);
@@ -215,51 +229,13 @@ fn rendezvous_releases_every_user_together_then_groups_of_five() {
 fn on_workers_all_users_means_each_workers_users_after_the_masters_ramp() {
     let target = Target::start();
     let dir = TempDir::new("rendezvous-cluster");
-    let mut master_cmd = command(&example_bin("rendezvous"), dir.path());
-    master_cmd.args([
-        "--master",
-        "--master-bind-host",
-        "127.0.0.1",
-        "--master-bind-port",
-        "0",
-        "--headless",
-        "--expect-workers",
-        "2",
-        "-u",
-        "10",
-        "-r",
-        "5",
-        "-t",
-        "4s",
-        "-H",
-        target.url(),
-    ]);
-    let mut master = Running::spawn(master_cmd);
-    assert!(master.wait_for_stderr(Duration::from_secs(20), |s| s
-        .contains("Master listening for workers on port ")));
-    let port = master
-        .stderr_so_far()
-        .lines()
-        .find_map(|l| {
-            l.split("Master listening for workers on port ")
-                .nth(1)
-                .map(|p| p.trim().to_string())
-        })
-        .expect("the master's port");
-    let mut workers = Vec::new();
-    for id in ["rv_a", "rv_b"] {
-        let mut cmd = command(&example_bin("rendezvous"), dir.path());
-        cmd.args([
-            "--worker",
-            "--master-host",
-            "127.0.0.1",
-            "--master-port",
-            &port,
-            "--worker-id",
-            id,
-        ]);
-        workers.push(Running::spawn(cmd));
-    }
+    let (master, workers) = cluster(
+        "rendezvous",
+        &dir,
+        &target,
+        &["-u", "10", "-r", "5", "-t", "4s"],
+        ["rv_a", "rv_b"],
+    );
     let out = master.wait();
     out.assert_code(0);
     let summary = out.summary();
