@@ -9,7 +9,8 @@
 //! ```
 //!
 //! The classes match `tests/interop/locustfile.py` by name, which is what lets the two
-//! kinds of workers share one test. The Locust equivalent:
+//! kinds of workers share one test; both also send the master a custom `requests_seen`
+//! figure with each report (see `count_requests_across_the_cluster`). The Locust equivalent:
 //!
 //! ```python
 //! class Api(FastHttpUser):
@@ -31,6 +32,39 @@
 //! ```
 
 use hopper::prelude::*;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Requests this worker made since its last report to the master.
+static SINCE_REPORT: AtomicU64 = AtomicU64::new(0);
+/// On the master: requests the workers said they made, over the whole test.
+static REPORTED: AtomicU64 = AtomicU64::new(0);
+
+/// Custom data from workers to the master, as Locust's `report_to_master` / `worker_report`
+/// carry it, understood by Locust on either side (`tests/interop/locustfile.py` does the same):
+/// each worker sends `requests_seen`, the requests its `request` listener saw since the last
+/// report, and the master logs the running sum.
+fn count_requests_across_the_cluster() {
+    let events = hopper::events();
+    events.request.add(|_| {
+        SINCE_REPORT.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    });
+    events.report_to_master.add(|report| {
+        report.insert(
+            "requests_seen",
+            json!(SINCE_REPORT.swap(0, Ordering::Relaxed)),
+        );
+        Ok(())
+    });
+    events.worker_report.add(|report| {
+        let seen = report.data.get("requests_seen").and_then(|v| v.as_u64());
+        if let Some(seen) = seen.filter(|n| *n > 0) {
+            let total = REPORTED.fetch_add(seen, Ordering::Relaxed) + seen;
+            tracing::info!("workers reported {total} requests");
+        }
+        Ok(())
+    });
+}
 
 /// No state: each user repeats one request.
 #[derive(Default)]
@@ -52,6 +86,7 @@ async fn products(user: &mut User<Visitor>) -> TaskResult {
 }
 
 fn main() {
+    count_requests_across_the_cluster();
     Hopper::new()
         .user(
             UserClass::new("Api", Visitor::default)

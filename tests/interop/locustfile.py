@@ -2,7 +2,32 @@
 examples/distributed.rs (same names, weights, requests), so Python and Hopper workers can
 share one test and one master."""
 
-from locust import FastHttpUser, constant, task
+import logging
+
+from locust import FastHttpUser, constant, events, task
+
+# Custom data from workers to the master, the same as examples/distributed.rs sends: each
+# worker reports the requests it made since its last report, and the master logs the sum.
+_counts = {"since_report": 0, "reported": 0}
+
+
+@events.request.add_listener
+def _count_request(**kw):
+    _counts["since_report"] += 1
+
+
+@events.report_to_master.add_listener
+def _send_count(client_id, data, **kw):
+    data["requests_seen"] = _counts["since_report"]
+    _counts["since_report"] = 0
+
+
+@events.worker_report.add_listener
+def _add_count(client_id, data, **kw):
+    seen = data.get("requests_seen", 0)
+    if seen:
+        _counts["reported"] += seen
+        logging.info("workers reported %d requests", _counts["reported"])
 
 
 class Api(FastHttpUser):

@@ -191,6 +191,15 @@ fn spawn_worker(side: Side, dir: &Path, port: &str) -> Running {
     ))
 }
 
+/// The last "workers reported N requests" a master's worker_report listener logged (both
+/// `examples/distributed.rs` and `tests/interop/locustfile.py` log it).
+fn last_reported_sum(log: &str) -> Option<u64> {
+    log.lines()
+        .filter_map(|l| l.split("workers reported ").nth(1))
+        .filter_map(|rest| rest.strip_suffix(" requests")?.trim().parse().ok())
+        .next_back()
+}
+
 /// Everything a cluster printed, for failure messages.
 fn dump_cluster(master: &Output, kind: &str, workers: &[Output]) -> String {
     let mut s = master.dump();
@@ -594,6 +603,14 @@ fn hopper_workers_under_locust_master() {
         "the console's Aggregated row differs from the --json rows\n{}",
         context()
     );
+    // The Hopper workers' report_to_master data reached the Locust master's worker_report
+    // listener: it counted every request.
+    assert_eq!(
+        last_reported_sum(&master.stderr),
+        Some(aggregated.reqs),
+        "{}",
+        context()
+    );
     eprintln!(
         "hopper_workers_under_locust_master: {} requests, {:?}",
         aggregated.reqs,
@@ -682,6 +699,13 @@ fn locust_workers_under_hopper_master() {
         context()
     );
     assert_eq!(csv_aggregated, sum(&console), "{}", context());
+    // And the Locust workers' custom data reached the Hopper master's listener.
+    assert_eq!(
+        last_reported_sum(&master.stderr),
+        Some(summary.aggregated.reqs),
+        "{}",
+        context()
+    );
     eprintln!(
         "locust_workers_under_hopper_master: {} requests, {:?}",
         summary.aggregated.reqs,
