@@ -297,7 +297,7 @@ def _goose_int(cell: str) -> int:
 
 def parse_goose(text: str) -> dict:
     """Goose's final metrics: the request table (requests, failures, req/s) and its "Slowest
-    page load within specified percentile" table (50%, 99% in whole ms; Goose reports no 90%).
+    page load within specified percentile" table (50%, 99% in ms; Goose reports no 90%).
     The last PER REQUEST METRICS section counts."""
     tool = "goose"
     lines = text.splitlines()
@@ -325,7 +325,7 @@ def parse_goose(text: str) -> dict:
     except (KeyError, ValueError) as e:
         raise ParseError(tool, f"no numeric 50%/99% ({e})", text) from None
     out["p90_ms"] = None
-    out["percentile_source"] = "Goose (whole ms; no 90%)"
+    out["percentile_source"] = "Goose (no 90%)"
     return out
 
 

@@ -173,7 +173,7 @@ def render_cluster(sec: dict) -> list[str]:
 
 def _exact(r: dict) -> str:
     if r.get("exact_totals") is None:
-        return "?"
+        return "no summary" if r.get("master_requests") is None else "?"
     if r["exact_totals"]:
         return "yes"
     return f"no ({fmt_int(r.get('master_requests'))} of {fmt_int(r['sent']['requests'])})"
@@ -192,7 +192,10 @@ def render_master(sec: dict) -> list[str]:
         f"over {cfg['windows']} window(s) of {cfg['window_s']:g} s, starting "
         f"{cfg['settle_s']:g} s after all users were spawned (median of the windows). Exact: "
         "the master's final Aggregated requests and failures equal the sums of every report the "
-        "simulator sent.",
+        "simulator sent (no summary: the master did not quit within "
+        "40 s of SIGTERM and was killed). Missing: workers the master declared missing (it "
+        "read their heartbeats more than 3 s late) before it was stopped: the master could "
+        "not keep up.",
         "",
         "| Names | Workers | " + " | ".join(
             f"{labels[k].split(' (')[0]} CPU % | RSS MiB | exact" for k in kinds) + " |",
@@ -216,8 +219,12 @@ def render_master(sec: dict) -> list[str]:
                     notes.append(f"{labels[k]}, {r['workers']:,} workers × {names} names: "
                                  f"{_first_line(r.get('error'))}")
                     continue
-                spawned = "" if r.get("all_spawned", True) else " (ramp unfinished)"
-                row += [f"**{r['cpu_pct']:.1f}**{mark}{spawned}", fmt_mib(r["rss_kib"]),
+                flags = ""
+                if not r.get("all_spawned", True):
+                    flags += " (ramp unfinished)"
+                if r.get("missing_warnings"):
+                    flags += f" ({r['missing_warnings']:,} missing)"
+                row += [f"**{r['cpu_pct']:.1f}**{mark}{flags}", fmt_mib(r["rss_kib"]),
                         _exact(r)]
             lines.append("| " + " | ".join(row) + " |")
     lines.append("")

@@ -170,8 +170,10 @@ def main(argv: list[str]) -> int:
     nginx = delay = None
     failed = []
     try:
-        names = set(args.settings.tools.get("throughput") or tools.TOOLS) | set(
-            args.settings.tools.get("accuracy") or [])
+        names = set()
+        for sc in ("throughput", "accuracy"):
+            if sc in args.scenario_names:
+                names |= set(settings.tools.get(sc) or tools.TOOLS)
         paths = tools.install_all(args.skip_build, need_oha="oha" in names,
                                   need_goose="goose" in names)
         raw.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,6 @@ Every process is bounded in time (killed after a grace period) and stopped by it
 from __future__ import annotations
 
 import os
-import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +40,8 @@ LOCUST_IDLE_RATE = 1000
 # connection, and at most 8,192 connections (crates/hopper-cluster/src/transport.rs).
 HOPPER_MASTER_FDS_PER_WORKER = 3
 HOPPER_MASTER_MAX_CONNECTIONS = 8192
+# How long a master may take to quit its workers and print its summary after SIGTERM.
+MASTER_STOP_GRACE_S = 40.0
 
 
 @dataclass
@@ -93,8 +94,10 @@ def describe(cmd: list[str], env: Env, urls: dict) -> str:
     """A command as the report shows it: paths relative, URLs and ports by name."""
     import shlex
     s = " ".join(shlex.quote(a) for a in cmd)
-    for prefix in (str(env.workdir) + "/", str(tools.target_dir()) + "/",
-                   str(procs.ROOT) + "/"):
+    target = tools.target_dir()
+    shown = "target/" if target == procs.ROOT / "target" else "$CARGO_TARGET_DIR/"
+    s = s.replace(str(target) + "/", shown)
+    for prefix in (str(env.workdir) + "/", str(procs.ROOT) + "/"):
         s = s.replace(prefix, "")
     for url, name in urls.items():
         s = s.replace(url, name)
@@ -115,7 +118,7 @@ def run_one(tool: tools.Tool, ctx: tools.Context, env: Env, target_pids: list[in
     procs0, busy0 = process_table(), machine_busy_s()
     target0 = procs.process_cpu_s(target_pids)
     m = procs.run_measured(cmd, ctx.duration + GRACE_S, env.raw / f"{tag}.log",
-                           env=tool.env(ctx))
+                           env=tool.env(ctx), cwd=env.workdir)
     busy1, target1, procs1 = machine_busy_s(), procs.process_cpu_s(target_pids), process_table()
     output = m.pop("output")
     rec.update(m)
@@ -258,7 +261,7 @@ def idle_one(tool: tools.Tool, users: int, settings: Settings, env: Env, tag: st
     rec = {"tool": tool.name, "users": users, "spawn_rate": rate, "ok": False,
            "loadavg_before": loadavg(), "command": tool.command(ctx)}
     s0 = nginx.status()
-    m = Measured(tool.command(ctx), env.raw / f"{tag}.log", env=tool.env(ctx))
+    m = Measured(tool.command(ctx), env.raw / f"{tag}.log", env=tool.env(ctx), cwd=env.workdir)
     t0 = time.monotonic()
     progress = {"active": 0, "requests": 0}
 
@@ -496,13 +499,17 @@ def master_one(kind: str, workers: int, names: int, settings: Settings, env: Env
         rec["simulator_cpu_pct"] = arith.median(sim_windows)
         rec["rss_kib"] = vm_rss_kib(master.pid)
         rec["simulator_rss_kib"] = vm_rss_kib(sim.pid)
+        # A master that cannot keep up reads heartbeats late and declares live workers
+        # missing (both Locust and Hopper log this line).
+        rec["missing_warnings"] = master.output().count("failed to send heartbeat")
         rec["ok"] = True
     except RuntimeError as e:
         rec["error"] = str(e)
         log(f"  master {kind} with {workers} workers failed: {e}")
     # SIGTERM: the master quits its workers (each sends its final report) and prints its
-    # summary.
-    m = master.stop(120)
+    # summary; one that is too far behind to do that in MASTER_STOP_GRACE_S is killed, and
+    # its totals are unknown.
+    m = master.stop(MASTER_STOP_GRACE_S)
     s = sim.wait(60)
     rec["master_returncode"], rec["master_timed_out"] = m["returncode"], m["timed_out"]
     rec["master_peak_rss_kib"] = m["peak_rss_kib"]

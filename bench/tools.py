@@ -215,9 +215,10 @@ def oha_command(ctx: Context) -> list[str]:
 
 
 def goose_command(ctx: Context) -> list[str]:
-    return [str(GOOSE_BIN), "--host", ctx.url, "--users", str(ctx.users),
-            "--hatch-rate", ctx.rate, "--run-time", f"{ctx.duration}s", "--no-reset-metrics",
-            "--quiet"]
+    # -t counts from when all users run; --no-reset-metrics keeps the ramp's requests, as
+    # the CPU time includes it.
+    return [str(GOOSE_BIN), "-H", ctx.url, "-u", str(ctx.users), "-r", ctx.rate,
+            "-t", f"{ctx.duration}s", "--no-reset-metrics", "--quiet"]
 
 
 def goose_env(ctx: Context) -> dict:
