@@ -463,7 +463,7 @@ fn raise_open_files_limit() -> u64 {
             libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
         }
     }
-    lim.rlim_cur as u64
+    lim.rlim_cur
 }
 
 fn main() {
