@@ -111,16 +111,17 @@ def render_idle(sec: dict) -> list[str]:
         "a connection and has made its first request (counted by nginx), medians. KiB per user: "
         "the least-squares slope of RSS over users (between consecutive sizes in brackets). "
         f"Hopper spawns all users in one second, Locust at {cfg['locust_spawn_rate']:,} per "
-        "second.",
+        "second. Connections open: what nginx counted at that moment (a generator may close "
+        "some idle connections between requests).",
         "",
         f"| Generator | RSS MiB at {head} users | **KiB per user** (pairwise) "
-        "| s until all users made a request |",
-        "|---|--:|--:|--:|",
+        "| s until all users made a request | connections open |",
+        "|---|--:|--:|--:|--:|",
     ]
     for t in cfg["tools"]:
         s = summary.get(t)
         if not s or not s["rss_kib"]:
-            lines.append(f"| {labels[t]} | failed | | |")
+            lines.append(f"| {labels[t]} | failed | | | |")
             continue
         rss = " / ".join(fmt_mib(s["rss_kib"].get(str(u), s["rss_kib"].get(u))) for u in sizes)
         pair = ", ".join(f"{v:.2f}" for v in s["kib_per_user_pairwise"].values())
@@ -128,7 +129,9 @@ def render_idle(sec: dict) -> list[str]:
             f"{v:.1f}" for v in (s["seconds_to_all"].get(str(u), s["seconds_to_all"].get(u))
                                  for u in sizes) if v is not None)
         kpu = "–" if s["kib_per_user"] is None else f"{s['kib_per_user']:.2f}"
-        lines.append(f"| {labels[t]} | {rss} | **{kpu}** ({pair}) | {secs} |")
+        conns = s.get("connections") or {}
+        open_ = " / ".join(fmt_int(conns.get(str(u), conns.get(u))) for u in sizes)
+        lines.append(f"| {labels[t]} | {rss} | **{kpu}** ({pair}) | {secs} | {open_} |")
     failed = [r for r in sec["runs"] if not r["ok"]]
     for r in failed:
         lines.append("")
