@@ -533,8 +533,10 @@ class ReportTest(unittest.TestCase):
             g["Hopper master, 1,000 workers × 100 names: ≤ 5 % of one core, exact stats"]["met"],
             True)
         big = g["Hopper master, 10,000 workers: within one core"]
-        self.assertIs(big["met"], True)
+        # Within one core, but its totals are not exact: it did not keep up.
+        self.assertIs(big["met"], False)
         self.assertIn("6,600", big["measured"])
+        self.assertIn("behind", big["measured"])
         self.assertIs(g["Hopper precise p99 within 1 % of the true value"]["met"], True)
 
     def test_update_doc_replaces_only_the_marked_section(self):
