@@ -6,6 +6,8 @@ The fixtures are real outputs, captured on the benchmark machine (wrk 4.1.0, Hop
 throughput example, Locust 2.47.0 with one FastHttpUser), including runs with failures.
 """
 
+import contextlib
+import io
 import sys
 import tempfile
 import unittest
@@ -13,6 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import report  # noqa: E402
 import run  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------
@@ -217,6 +220,7 @@ class ParseWrkTest(unittest.TestCase):
         self.assertAlmostEqual(r["rps"], 88595.77)
         self.assertAlmostEqual(r["duration_s"], 3.0)
         self.assertAlmostEqual(r["p50_ms"], 0.679)  # 679.00us
+        self.assertAlmostEqual(r["p90_ms"], 1.44)  # 1.44ms
         self.assertAlmostEqual(r["p99_ms"], 4.16)  # 4.16ms
 
     def test_non_2xx_responses_are_failures(self):
@@ -425,35 +429,115 @@ class ArithmeticTest(unittest.TestCase):
 # ---------------------------------------------------------------------------------------------
 
 
-class ReportTest(unittest.TestCase):
-    def report(self):
-        runs = [
-            fake_run("wrk", 0, 1_200_000, 1.0, 9.0, loadavg_before=[1.5, 1.2, 1.0],
-                     nginx_cpu_s=9.0, rest_cpu_s=1.5),
-            fake_run("hopper", 0, 960_000, 3.0, 7.0, loadavg_before=[1.6, 1.2, 1.0],
-                     nginx_cpu_s=8.0, rest_cpu_s=0.3),
-            fake_run("locust-fast", 0, 0, 0.0, 0.0, ok=False, loadavg_before=[1.6, 1.2, 1.0],
-                     error="could not parse locust's output: no request statistics table"),
-        ]
-        return {
-            "command": "python3 bench/run.py --repeats 1",
-            "config": {"repeats": 1, "duration": 15, "users": 50,
-                       "tools": ["wrk", "hopper", "locust-fast"]},
-            "machine": {"date": "2026-01-01 00:00 UTC", "nproc": 2, "cpu_model": "CPU",
-                        "memory_gib": 24, "os": "Debian", "kernel": "6", "python": "3.11",
-                        "rustc": "rustc 1.95", "hopper_commit": "abc1234"},
-            "tool_commands": {"wrk": "wrk -t2 ..."},
-            "summary": run.summarize(runs),
-            "runs": runs,
-        }
+def fake_report():
+    tp_runs = [
+        fake_run("wrk", 0, 1_200_000, 1.0, 9.0, loadavg_before=[1.5, 1.2, 1.0],
+                 target_cpu_s=9.0, rest_cpu_s=1.5),
+        fake_run("hopper", 0, 960_000, 3.0, 7.0, loadavg_before=[1.6, 1.2, 1.0],
+                 target_cpu_s=8.0, rest_cpu_s=0.3),
+        fake_run("locust-fast", 0, 0, 0.0, 0.0, ok=False, loadavg_before=[1.6, 1.2, 1.0],
+                 error="could not parse locust's output: no request statistics table"),
+    ]
+    idle_runs = [
+        {"tool": "hopper", "users": u, "repeat": 0, "ok": True, "rss_kib": 10_000 + 3 * u,
+         "seconds_to_all": 1.0} for u in (1000, 5000, 15000)
+    ]
+    idle_summary = {"hopper": {"rss_kib": {"1000": 13_000, "5000": 25_000, "15000": 55_000},
+                               "seconds_to_all": {"1000": 1.0, "5000": 1.5, "15000": 2.0},
+                               "kib_per_user": 3.0,
+                               "kib_per_user_pairwise": {"1000-5000": 3.0, "5000-15000": 3.0},
+                               "runs": 3}}
+    master_runs = [
+        {"tool": "hopper", "workers": 1000, "asked_workers": 1000, "names": 100, "ok": True,
+         "cpu_pct": 4.0, "cpu_windows": [4.0], "rss_kib": 80_000, "exact_totals": True,
+         "master_requests": 10, "sent": {"requests": 10}, "simulator_cpu_pct": 30.0},
+        {"tool": "hopper", "workers": 6600, "asked_workers": 10000, "names": 100, "ok": True,
+         "cpu_pct": 40.0, "cpu_windows": [40.0], "rss_kib": 300_000, "exact_totals": False,
+         "master_requests": 9, "sent": {"requests": 10}, "simulator_cpu_pct": 90.0},
+    ]
+    acc_summary = {"hopper": {"requests": 1000, "p50_ms": 1.1, "p90_ms": 10.2, "p99_ms": 100.5,
+                              "p50_err": 0.05, "p90_err": 0.01, "p99_err": 0.004,
+                              "p50_approx_ms": 1.0, "p90_approx_ms": 10.0,
+                              "p99_approx_ms": 100.0, "p50_approx_err": -0.04,
+                              "p90_approx_err": -0.01, "p99_approx_err": -0.001,
+                              "true_p50_ms": 1.05, "true_p90_ms": 10.1, "true_p99_ms": 100.1}}
+    return {
+        "command": "python3 bench/run.py --repeats 1",
+        "elapsed_s": 600,
+        "loadavg_end": [2.0, 1.5, 1.0],
+        "machine": {"date": "2026-01-01 00:00 UTC", "nproc": 2, "cpu_model": "CPU",
+                    "memory_gib": 24, "os": "Debian", "kernel": "6", "python": "3.11",
+                    "rustc": "rustc 1.95", "hopper_commit": "abc1234",
+                    "loadavg_start": [1.0, 1.0, 1.0], "nofile_hard_limit": 20000},
+        "sections": {
+            "throughput": {
+                "config": {"repeats": 1, "duration": 15, "users": 50,
+                           "tools": ["wrk", "hopper", "locust-fast"], "reference": "wrk"},
+                "labels": {"wrk": "wrk 4.1", "hopper": "Hopper",
+                           "locust-fast": "Locust 2.47.0 FastHttpUser"},
+                "runs": tp_runs,
+                "summary": run.summarize(tp_runs),
+                "commands": {"wrk": "wrk -t2 ..."},
+            },
+            "idle": {
+                "config": {"repeats": 1, "sizes": [1000, 5000, 15000], "wait_s": 10,
+                           "tools": ["hopper"], "locust_spawn_rate": 1000},
+                "labels": {"hopper": "Hopper"},
+                "runs": idle_runs,
+                "summary": idle_summary,
+            },
+            "master": {
+                "config": {"workers": [1000, 10000], "names": [100], "settle_s": 5,
+                           "windows": 1, "window_s": 8, "tools": ["hopper"],
+                           "limits": {"hopper": 6600}, "nofile_hard_limit": 20000},
+                "labels": {"hopper": "Hopper master (`hopper --master --headless`)"},
+                "runs": master_runs,
+                "summary": {},
+            },
+            "accuracy": {
+                "config": {"repeats": 1, "duration": 10, "users": 50, "tools": ["hopper"],
+                           "delays": "1 ms 60 %"},
+                "labels": {"hopper": "Hopper"},
+                "runs": [],
+                "summary": acc_summary,
+            },
+        },
+    }
 
+
+class ReportTest(unittest.TestCase):
     def test_render(self):
-        md = run.render_results(self.report())
+        md = run.render_results(fake_report())
         self.assertIn("| Hopper | 960,000 |", md)
         self.assertIn("**96,000**", md)
         self.assertIn("0.80× (0.80×)", md)
         self.assertIn("failed: could not parse locust's output", md)
         self.assertIn("python3 bench/run.py --repeats 1", md)
+        # Idle: RSS at each size and the slope.
+        self.assertIn("| Hopper | 12.7 / 24.4 / 53.7 | **3.00** (3.00, 3.00) |", md)
+        # Master: a size that did not fit is measured at the largest that does, and said so.
+        self.assertIn("**40.0** (at 6,600)", md)
+        self.assertIn("no (9 of 10)", md)
+        self.assertIn("10,000 workers do not fit", md)
+        # Accuracy: precise and approximated rows for Hopper.
+        self.assertIn("| Hopper precise (HDR) | 1.1 (+5.0 %) | 10.2 (+1.0 %) | 100 (+0.4 %) |", md)
+        self.assertIn("| Hopper approximated |", md)
+
+    def test_goals(self):
+        g = {x["goal"]: x for x in report.goals(fake_report())}
+        self.assertIs(g["≥ 110k requests per CPU-second (throughput)"]["met"], False)
+        self.assertIs(g["≥ 0.8× wrk (requests per CPU-second)"]["met"], True)
+        self.assertIsNone(g["≥ 2.5× Goose (requests per CPU-second)"]["met"])
+        self.assertIs(g["≤ 4 KB RSS per idle user"]["met"], True)
+        self.assertIs(
+            g["Hopper master, 1,000 workers × 100 names: ≤ 5 % of one core, exact stats"]["met"],
+            True)
+        big = g["Hopper master, 10,000 workers: within one core"]
+        # Within one core, but its totals are not exact: it did not keep up.
+        self.assertIs(big["met"], False)
+        self.assertIn("6,600", big["measured"])
+        self.assertIn("behind", big["measured"])
+        self.assertIs(g["Hopper precise p99 within 1 % of the true value"]["met"], True)
 
     def test_update_doc_replaces_only_the_marked_section(self):
         with tempfile.TemporaryDirectory() as d:
@@ -479,14 +563,32 @@ class ReportTest(unittest.TestCase):
 
 
 class ArgsTest(unittest.TestCase):
-    def test_quick_defaults(self):
+    def test_quick_and_full_defaults(self):
         a = run.parse_args(["--quick"])
-        self.assertEqual((a.repeats, a.duration, a.docs), (1, 5, False))
+        s = a.settings
+        self.assertEqual((s.repeats, s.duration, a.docs), (1, 3, False))
+        self.assertEqual(a.scenario_names, ["throughput", "idle", "cluster", "master", "accuracy"])
         a = run.parse_args([])
-        self.assertEqual((a.repeats, a.duration, a.users, a.docs), (3, 15, 50, True))
-        self.assertEqual(a.tool_names, ["wrk", "hopper", "locust-fast"])
-        a = run.parse_args(["--quick", "--duration", "8", "--docs", "--tools", "hopper"])
-        self.assertEqual((a.repeats, a.duration, a.docs, a.tool_names), (1, 8, True, ["hopper"]))
+        s = a.settings
+        self.assertEqual((s.repeats, s.duration, s.users, a.docs), (3, 10, 50, True))
+        self.assertEqual(s.idle_sizes, (1000, 5000, 15000))
+        self.assertEqual(s.master_workers, (100, 1000, 10000))
+        self.assertEqual(s.master_names, (20, 100))
+
+    def test_tools_pick_scenarios(self):
+        a = run.parse_args(["--quick", "--duration", "8", "--docs", "--tools", "hopper,wrk"])
+        self.assertEqual((a.settings.duration, a.docs), (8, True))
+        self.assertEqual(a.settings.tools["throughput"], ["hopper", "wrk"])
+        self.assertEqual(a.settings.tools["idle"], ["hopper"])
+        a = run.parse_args(["--tools", "wrk,oha"])
+        # Only the scenarios that have one of the tools run.
+        self.assertEqual(a.scenario_names, ["throughput", "accuracy"])
+
+    def test_bad_arguments(self):
+        for argv in (["--tools", "nope"], ["--scenarios", "nope"], ["--repeats", "0"]):
+            with self.assertRaises(SystemExit):
+                with contextlib.redirect_stderr(io.StringIO()):
+                    run.parse_args(argv)
 
 
 if __name__ == "__main__":
