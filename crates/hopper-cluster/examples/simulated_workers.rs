@@ -186,6 +186,7 @@ fn body_of(report: WorkerReport) -> Body {
         user_count: 0,
         extra: Vec::new(),
         hdr: None,
+        hdr_samples: None,
     }
     .to_value(true);
     let mut pairs = Vec::new();
@@ -258,6 +259,7 @@ fn self_check(args: &Args, names: &[(String, &'static str)]) -> Result<(), Strin
                 user_count: 3,
                 extra: Vec::new(),
                 hdr: None,
+                hdr_samples: None,
             }
             .to_value(hdr),
             "check_0",
