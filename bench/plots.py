@@ -84,15 +84,22 @@ def master(sec: dict, out: Path, made: dict) -> None:
                          and r["ok"]), key=lambda r: r["workers"])
             if not rs:
                 continue
-            ax.plot([r["workers"] for r in rs], [r["cpu_pct"] for r in rs], marker="o",
-                    linestyle=styles.get(names, "-"),
-                    color="#d62728" if kind == "hopper" else "#1f77b4",
+            color = "#d62728" if kind == "hopper" else "#1f77b4"
+            ax.plot([r["workers"] for r in rs], [r["cpu_pct"] for r in rs],
+                    linestyle=styles.get(names, "-"), color=color,
                     label=f"{sec['labels'][kind].split(' (')[0]}, {names} names")
+            for r in rs:
+                # Filled: the master kept up (ramp done, no worker declared missing, exact
+                # totals); open: it fell behind, and its CPU figure is a floor.
+                kept = (r.get("all_spawned", True) and not r.get("missing_warnings")
+                        and bool(r.get("exact_totals")))
+                ax.plot([r["workers"]], [r["cpu_pct"]], marker="o", color=color,
+                        markerfacecolor=color if kept else "white")
     ax.axhline(100, color="grey", linewidth=0.8)
     ax.set_xscale("log")
     ax.set_xlabel("simulated workers (heartbeat 1 s, stats every 3 s)")
     ax.set_ylabel("master CPU, % of one core")
-    ax.set_title("Master capacity")
+    ax.set_title("Master capacity (open markers: the master fell behind)")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, which="both")
     _save(fig, out, "master", made)

@@ -35,15 +35,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import arith  # noqa: E402
-import parsers  # noqa: E402
 import procs  # noqa: E402
-import report as report_mod  # noqa: E402
 import scenarios  # noqa: E402
 import tools  # noqa: E402
 from procs import ROOT, log  # noqa: E402
 
-# What the tests and older callers import from here.
+# What the tests import from here (the harness's entry point re-exports its parts).
 from arith import median, per_cpu_second, ratio, run_metrics, summarize  # noqa: E402,F401
 from parsers import (ParseError, _wrk_time_ms, parse_goose, parse_hopper,  # noqa: E402,F401
                      parse_locust, parse_oha, parse_wrk)
