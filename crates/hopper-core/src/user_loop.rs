@@ -12,7 +12,7 @@ use crate::task::{BoxFuture, TaskError, TaskFn, TaskKind, TaskResult, TaskSet};
 use crate::user::{User, UserClass};
 use crate::wait::{Pacing, WaitTime};
 use futures_util::FutureExt;
-use hopper_http::Drain;
+use hopper_http::{Drain, HttpClient};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -207,6 +207,10 @@ async fn stop_set<S: Send + 'static>(set: &TaskSet<S>, user: &mut User<S>) {
 }
 
 /// Sleeps the wait time; a stop signal ends the wait early. False when the user must stop.
+///
+/// Before a wait of [`HttpClient::PARK_WAIT`] or more the user's HTTP/1.1 connections are
+/// parked (kept as bare sockets, see [`HttpClient::park_idle`]), so that idle users cost
+/// little memory; parking counts as part of the wait and never makes it longer.
 async fn wait<S>(
     user: &mut User<S>,
     ctl: &mut Control,
@@ -218,10 +222,21 @@ async fn wait<S>(
     }
     let delay = wait_time.next(&mut user.rng, pacing, Instant::now());
     if !delay.is_zero() {
+        let sleep = tokio::time::sleep(delay);
+        tokio::pin!(sleep);
+        if delay >= HttpClient::PARK_WAIT {
+            // Parking runs inside the wait: were it ever slower, the wait still ends on time.
+            tokio::select! {
+                biased;
+                _ = ctl.reached(Signal::Stop) => return false,
+                _ = &mut sleep => return !ctl.stopping(),
+                _ = user.client.park_idle() => {}
+            }
+        }
         tokio::select! {
             biased;
             _ = ctl.reached(Signal::Stop) => return false,
-            _ = tokio::time::sleep(delay) => {}
+            _ = &mut sleep => {}
         }
     }
     !ctl.stopping()

@@ -15,17 +15,23 @@
 //! and an `https://` target's runs TLS inside a `CONNECT` tunnel; connections are kept per
 //! proxy and target. Opening a connection notes how long TCP (and the tunnel) and TLS took
 //! in the request's [`Timings`]; sending notes the time to the response head.
+//!
+//! Before a long wait the user parks its HTTP/1.1 connections ([`Connections::park`], see
+//! [`crate::park`]): each keeps only its socket until the next request to its origin resumes
+//! it, on the same TCP connection.
 
 use crate::errors;
+use crate::park::{self, H1Io, Live, Parked};
 use crate::proxy::{self, ProxyTarget};
 use crate::timings::{self, Timings};
 use crate::tls::{self, TlsOptions};
 use crate::url::{Scheme, Target};
 use http::uri::Authority;
 use hyper::body::Incoming;
-use hyper::client::conn::{http1, http2};
+use hyper::client::conn::http2;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use smallvec::SmallVec;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -55,8 +61,10 @@ struct Conn {
 
 /// The request side of a connection.
 enum Sender {
-    H1(http1::SendRequest<ReqBody>),
+    H1(Live),
     H2(H2Sender),
+    /// An HTTP/1.1 connection reduced to its socket while its user waits.
+    Parked(Parked),
 }
 
 /// An HTTP/2 connection's request side.
@@ -80,18 +88,24 @@ impl Conn {
 }
 
 impl Sender {
+    /// Whether the connection is known to be closed. A parked one is checked when resumed.
     fn is_closed(&self) -> bool {
         match self {
-            Sender::H1(s) => s.is_closed(),
+            Sender::H1(s) => s.send.is_closed(),
             Sender::H2(s) => s.send.is_closed(),
+            Sender::Parked(_) => false,
         }
     }
 }
 
 /// The connections of one user.
+///
+/// The first is kept inline, in the user's own memory: a separate allocation made while
+/// connecting lands between the large short-lived ones of the connections opened at the
+/// same time, and after they are freed it alone keeps a whole page of memory resident.
 #[derive(Default)]
 pub(crate) struct Connections {
-    conns: Vec<Conn>,
+    conns: SmallVec<[Conn; 1]>,
 }
 
 impl Connections {
@@ -108,6 +122,7 @@ impl Connections {
     ) -> Result<http::Response<Incoming>, String> {
         let idx = self.conns.iter().position(|c| c.is_for(target, proxy));
         let reused = match idx {
+            Some(i) if matches!(self.conns[i].sender, Sender::Parked(_)) => self.resume(i).await,
             Some(i) if !self.conns[i].sender.is_closed() => Some(i),
             Some(i) => {
                 self.conns.swap_remove(i);
@@ -127,7 +142,7 @@ impl Connections {
                     // hyper hands the request back when it never reached the wire (the server
                     // had closed the idle connection): retry it once on a fresh connection.
                     let Some(req) = unsent else {
-                        return Err(failure_text(conn, &error));
+                        return Err(failure_text(conn, error));
                     };
                     let i = self.open(target, proxy, tls, timing).await?;
                     return self.finish(i, req, timing).await;
@@ -152,9 +167,43 @@ impl Connections {
             }
             Err((error, _)) => {
                 let conn = self.conns.swap_remove(i);
-                Err(failure_text(conn, &error))
+                Err(failure_text(conn, error))
             }
         }
+    }
+
+    /// Parks every HTTP/1.1 connection (see [`crate::park`]); one that cannot be parked is
+    /// closed, and the next request opens a new one. HTTP/2 connections stay as they are.
+    pub(crate) async fn park(&mut self) {
+        let mut i = 0;
+        while i < self.conns.len() {
+            if !matches!(self.conns[i].sender, Sender::H1(_)) {
+                i += 1;
+                continue;
+            }
+            // Taken out while hyper hands the socket back, put back in its place once parked.
+            let mut conn = self.conns.remove(i);
+            if let Sender::H1(live) = conn.sender {
+                if let Some(io) = live.park().await {
+                    conn.sender = Sender::Parked(io);
+                    self.conns.insert(i, conn);
+                    i += 1;
+                }
+            }
+        }
+    }
+
+    /// Resumes the parked connection at `i`: `Some(i)` once it is live again, or `None` (and
+    /// it is gone) when the server closed it meanwhile, so that the request opens a new one.
+    async fn resume(&mut self, i: usize) -> Option<usize> {
+        let mut conn = self.conns.remove(i);
+        conn.sender = match conn.sender {
+            Sender::Parked(parked) => Sender::H1(park::resume(parked).await?),
+            // Only called for parked connections; anything else is put back untouched.
+            other => other,
+        };
+        self.conns.insert(i, conn);
+        Some(i)
     }
 
     /// Drops the connections to the target (direct or through a proxy), e.g. after a
@@ -212,15 +261,7 @@ impl Connections {
         let (sender, io_error) = match tls_config {
             None => {
                 timings::add(&mut timing.connect, started.elapsed());
-                let (sender, conn) = http1::Builder::new()
-                    .handshake(TokioIo::new(stream))
-                    .await
-                    .map_err(|e| errors::hyper_error(&e))?;
-                tokio::spawn(async move {
-                    // Errors surface on the request side; the task only drives the socket.
-                    let _ = conn.await;
-                });
-                (Sender::H1(sender), None)
+                (Sender::H1(Live::start(H1Io::Tcp(stream)).await?), None)
             }
             Some(config) => {
                 let io = match proxy {
@@ -282,33 +323,33 @@ async fn open_tls(
             authority,
         }));
     }
-    let (sender, conn) = http1::Builder::new()
-        .handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| errors::hyper_error(&e))?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(Sender::H1(sender))
+    Ok(Sender::H1(Live::start(H1Io::Tls(Box::new(stream))).await?))
 }
 
-/// A failed send, with the request when it never left (so it can be retried).
-type SendFailure = (hyper::Error, Option<http::Request<ReqBody>>);
+/// A failed send: hyper's failure text, and the request when it never left (so it can be
+/// retried).
+type SendFailure = (String, Option<http::Request<ReqBody>>);
 
 async fn send_on(
     sender: &mut Sender,
     req: http::Request<ReqBody>,
 ) -> Result<http::Response<Incoming>, SendFailure> {
     match sender {
-        Sender::H1(sender) => {
+        Sender::H1(Live { send: sender, .. }) => {
             if let Err(error) = sender.ready().await {
-                return Err((error, Some(req)));
+                return Err((errors::hyper_error(&error), Some(req)));
             }
             sender.try_send_request(req).await.map_err(|mut e| {
                 let unsent = e.take_message();
-                (e.into_error(), unsent)
+                (errors::hyper_error(&e.into_error()), unsent)
             })
         }
+        // `send` resumes a parked connection before using it; were one ever handed here, the
+        // request goes back unsent, which makes the caller retry it on a new connection.
+        Sender::Parked(_) => Err((
+            errors::exception("ConnectionError", "the connection was parked"),
+            Some(req),
+        )),
         Sender::H2(H2Sender {
             send: sender,
             authority,
@@ -316,22 +357,22 @@ async fn send_on(
         }) => {
             let req = absolute_form(req, authority);
             if let Err(error) = sender.ready().await {
-                return Err((error, Some(req)));
+                return Err((errors::hyper_error(&error), Some(req)));
             }
             sender.try_send_request(req).await.map_err(|mut e| {
                 let unsent = e.take_message();
-                (e.into_error(), unsent)
+                (errors::hyper_error(&e.into_error()), unsent)
             })
         }
     }
 }
 
 /// The failure text for a request the connection could not carry.
-fn failure_text(conn: Conn, error: &hyper::Error) -> String {
-    if let Some(text) = conn.io_error.as_deref().and_then(tls::FirstError::text) {
-        return text;
-    }
-    errors::hyper_error(error)
+fn failure_text(conn: Conn, error: String) -> String {
+    conn.io_error
+        .as_deref()
+        .and_then(tls::FirstError::text)
+        .unwrap_or(error)
 }
 
 /// HTTP/2 sends scheme and authority as pseudo-headers, taken from the request URI. (The

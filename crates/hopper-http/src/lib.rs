@@ -35,7 +35,9 @@
 //! length is what is recorded; uploads stream files from disk ([`RequestBuilder::body_file`],
 //! [`Multipart`]); a forward proxy is set with [`HttpClient::proxy`]; and
 //! [`Response::timings`] splits a request's time into connect, TLS, time to first byte and
-//! total. `docs/http.md` lists every feature beside its Locust equivalent.
+//! total. Before a long wait the user loop parks the user's idle HTTP/1.1 connections
+//! ([`HttpClient::park_idle`]): only their sockets are kept, so idle users cost little
+//! memory. `docs/http.md` lists every feature beside its Locust equivalent.
 
 mod body;
 mod client;
@@ -44,6 +46,7 @@ mod cookies;
 mod decode;
 mod drain;
 pub mod errors;
+mod park;
 mod proxy;
 mod response;
 mod timings;
