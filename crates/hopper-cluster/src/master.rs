@@ -793,30 +793,27 @@ impl MessageHandler {
             tracing::warn!(target: "hopper.runners", "Discarded a stats report from unrecognized worker {} (it has not sent client_ready)", clip(id));
             return;
         }
-        let mut report = match wire::StatsReport::from_value(data) {
+        let report = match wire::StatsReport::from_value(data) {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(target: "hopper.runners", "Dropped a stats report from {} that could not be read: {e}", clip(id));
                 return;
             }
         };
-        if report.hdr.is_none() {
-            // A Locust worker sends only the rounded buckets: the precise histograms get
-            // their share from those, so percentiles over mixed workers stay whole.
-            for entry in report
-                .report
-                .stats
-                .iter_mut()
-                .chain(std::iter::once(&mut report.report.stats_total))
-            {
-                if entry.hdr.is_empty() && entry.num_requests > 0 {
-                    entry.hdr = wire::approximate_hdr_from_buckets(entry);
-                }
-            }
-        }
+        // A Locust worker sends only the rounded buckets: the precise histograms get their
+        // share from those, so percentiles over mixed workers stay whole. A Hopper worker's
+        // exact buckets go in as they are.
+        let from_buckets = report.hdr.is_none();
         hopper_stats::global()
             .lock()
-            .merge_worker_report_with(&report.report, |i, e| report.record_hdr(i, e));
+            .merge_worker_report_with(&report.report, |i, merged| {
+                if from_buckets {
+                    let sent = i.map_or(&report.report.stats_total, |i| &report.report.stats[i]);
+                    wire::record_buckets(sent, &mut merged.hdr);
+                } else {
+                    report.record_hdr(i, merged);
+                }
+            });
         let worker_report = &events().worker_report;
         if worker_report.has_listeners() {
             worker_report.fire(&WorkerReport {

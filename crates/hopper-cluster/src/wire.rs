@@ -42,7 +42,8 @@ pub use control::{
 pub use error::WireError;
 pub use feed::{FeedLease, FeedRows, FEED_LEASE, FEED_ROWS};
 pub use hdr::{
-    approximate_hdr_from_buckets, record_samples, HdrPayload, HdrSamples, HOPPER_HDR_KEY,
+    approximate_hdr_from_buckets, record_buckets, record_samples, HdrPayload, HdrSamples,
+    HOPPER_HDR_KEY,
 };
 pub use json::{from_json, to_json};
 pub use message::{kind, Message};

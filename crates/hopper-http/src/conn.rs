@@ -144,12 +144,14 @@ impl Connections {
                     let Some(req) = unsent else {
                         return Err(failure_text(conn, error));
                     };
-                    let i = self.open(target, proxy, tls, timing).await?;
+                    let i = Box::pin(self.open(target, proxy, tls, timing)).await?;
                     return self.finish(i, req, timing).await;
                 }
             }
         }
-        let i = self.open(target, proxy, tls, timing).await?;
+        // Boxed: opening (TCP connect, proxy tunnel, TLS handshake) is rare next to sending,
+        // and inline its state would make every request's future about 10 KB to move around.
+        let i = Box::pin(self.open(target, proxy, tls, timing)).await?;
         self.finish(i, req, timing).await
     }
 

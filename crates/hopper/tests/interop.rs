@@ -200,6 +200,18 @@ fn last_reported_sum(log: &str) -> Option<u64> {
         .next_back()
 }
 
+/// p50 of the Aggregated row of the last "precise, HDR" percentile table a Hopper node
+/// printed.
+fn precise_aggregated_p50(log: &str) -> Option<f64> {
+    let table = log
+        .rsplit("Response time percentiles (precise, HDR, ms)")
+        .next()?;
+    let row = table
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some("Aggregated"))?;
+    row.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// Everything a cluster printed, for failure messages.
 fn dump_cluster(master: &Output, kind: &str, workers: &[Output]) -> String {
     let mut s = master.dump();
@@ -699,6 +711,14 @@ fn locust_workers_under_hopper_master() {
         context()
     );
     assert_eq!(csv_aggregated, sum(&console), "{}", context());
+    // Locust workers send only rounded buckets; the master's precise (HDR) table is built
+    // from them, so it is filled in, not zero.
+    let precise_p50 = precise_aggregated_p50(&master.stderr);
+    assert!(
+        precise_p50.is_some_and(|p| p > 0.0),
+        "no precise percentiles from Locust workers' buckets\n{}",
+        context()
+    );
     // And the Locust workers' custom data reached the Hopper master's listener.
     assert_eq!(
         last_reported_sum(&master.stderr),

@@ -262,10 +262,17 @@ fn read_counts(v: &Value, e: &StatsEntry) -> Result<Vec<(u64, u64)>, String> {
 /// result has Locust's precision (about two significant digits), not Hopper's.
 pub fn approximate_hdr_from_buckets(e: &StatsEntry) -> Histogram<u64> {
     let mut h = hopper_stats::new_hdr();
+    record_buckets(e, &mut h);
+    h
+}
+
+/// Records an entry's rounded-millisecond buckets into `h`, each bucket's count at the
+/// bucket's value: what [`approximate_hdr_from_buckets`] builds, added straight into a
+/// master's own histogram (no histogram per report entry).
+pub fn record_buckets(e: &StatsEntry, h: &mut Histogram<u64>) {
     for (&bucket_ms, &count) in &e.response_times {
         let _ = h.record_n(bucket_ms.saturating_mul(1000).min(HDR_MAX_US), count);
     }
-    h
 }
 
 #[cfg(test)]
