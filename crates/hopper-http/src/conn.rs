@@ -23,6 +23,7 @@
 use crate::errors;
 use crate::park::{self, H1Io, Live, Parked};
 use crate::proxy::{self, ProxyTarget};
+use crate::tcp_or::TcpOr;
 use crate::timings::{self, Timings};
 use crate::tls::{self, TlsOptions};
 use crate::url::{Scheme, Target};
@@ -33,11 +34,8 @@ use hyper::upgrade::Upgraded;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use smallvec::SmallVec;
 use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Instant;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 /// Connections one user keeps at most (requests keeps 10 pools); the oldest goes first.
@@ -267,7 +265,7 @@ impl Connections {
             }
             Some(config) => {
                 let io = match proxy {
-                    Some(p) => Io::Tunnel(proxy::tunnel(stream, target, p).await?),
+                    Some(p) => Io::Wrapped(proxy::tunnel(stream, target, p).await?),
                     None => Io::Tcp(stream),
                 };
                 timings::add(&mut timing.connect, started.elapsed());
@@ -325,7 +323,9 @@ async fn open_tls(
             authority,
         }));
     }
-    Ok(Sender::H1(Live::start(H1Io::Tls(Box::new(stream))).await?))
+    Ok(Sender::H1(
+        Live::start(H1Io::Wrapped(Box::new(stream))).await?,
+    ))
 }
 
 /// A failed send: hyper's failure text, and the request when it never left (so it can be
@@ -391,65 +391,4 @@ fn absolute_form(mut req: http::Request<ReqBody>, authority: &Authority) -> http
 }
 
 /// What TLS runs over: a TCP connection to the target, or a tunnel through a proxy.
-pub(crate) enum Io {
-    Tcp(TcpStream),
-    Tunnel(TokioIo<Upgraded>),
-}
-
-impl AsyncRead for Io {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Io::Tcp(s) => Pin::new(s).poll_read(cx, buf),
-            Io::Tunnel(s) => Pin::new(s).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Io {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Io::Tcp(s) => Pin::new(s).poll_write(cx, buf),
-            Io::Tunnel(s) => Pin::new(s).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Io::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            Io::Tunnel(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-        }
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        match self {
-            Io::Tcp(s) => s.is_write_vectored(),
-            Io::Tunnel(s) => s.is_write_vectored(),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Io::Tcp(s) => Pin::new(s).poll_flush(cx),
-            Io::Tunnel(s) => Pin::new(s).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Io::Tcp(s) => Pin::new(s).poll_shutdown(cx),
-            Io::Tunnel(s) => Pin::new(s).poll_shutdown(cx),
-        }
-    }
-}
+pub(crate) type Io = TcpOr<TokioIo<Upgraded>>;

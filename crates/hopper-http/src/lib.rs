@@ -49,6 +49,7 @@ pub mod errors;
 mod park;
 mod proxy;
 mod response;
+mod tcp_or;
 mod timings;
 mod tls;
 mod url;

@@ -38,6 +38,7 @@
 
 use crate::conn::ReqBody;
 use crate::errors;
+use crate::tcp_or::TcpOr;
 use crate::tls::Watched;
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
@@ -46,18 +47,15 @@ use std::io;
 use std::pin::Pin;
 use std::sync::mpsc::{self, SyncSender};
 use std::sync::OnceLock;
-use std::task::{Context, Poll};
+use std::task::Poll;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
 /// The socket under an HTTP/1.1 connection: plain TCP, or TLS (boxed: a TLS session is
 /// large, and a plain connection should not pay for it).
-pub(crate) enum H1Io {
-    Tcp(TcpStream),
-    Tls(Box<Watched>),
-}
+pub(crate) type H1Io = TcpOr<Box<Watched>>;
 
 /// What a finished connection task hands back: the socket and any bytes hyper read past
 /// the last response.
@@ -111,7 +109,7 @@ impl Live {
             // are freed, and what is left is a file descriptor. (Whether the server closed it
             // is asked when it is resumed.)
             H1Io::Tcp(tcp) => Parked::Tcp(tcp.into_std().ok()?),
-            H1Io::Tls(mut tls) => {
+            H1Io::Wrapped(mut tls) => {
                 // Also moves the socket's read waker from the finished task to this one.
                 still_open(&mut tls).await.then_some(Parked::Tls(tls))?
             }
@@ -200,7 +198,7 @@ pub(crate) async fn resume(parked: Parked) -> Option<Live> {
             if !still_open(&mut tls).await {
                 return None;
             }
-            H1Io::Tls(tls)
+            H1Io::Wrapped(tls)
         }
     };
     Live::start(io).await.ok()
@@ -225,62 +223,4 @@ async fn still_open(tls: &mut Watched) -> bool {
         Poll::Ready(Pin::new(&mut *tls).poll_read(cx, &mut buf).is_pending())
     })
     .await
-}
-
-impl AsyncRead for H1Io {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            H1Io::Tcp(s) => Pin::new(s).poll_read(cx, buf),
-            H1Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for H1Io {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            H1Io::Tcp(s) => Pin::new(s).poll_write(cx, buf),
-            H1Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            H1Io::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            H1Io::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
-        }
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        match self {
-            H1Io::Tcp(s) => s.is_write_vectored(),
-            H1Io::Tls(s) => s.is_write_vectored(),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            H1Io::Tcp(s) => Pin::new(s).poll_flush(cx),
-            H1Io::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            H1Io::Tcp(s) => Pin::new(s).poll_shutdown(cx),
-            H1Io::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
-    }
 }

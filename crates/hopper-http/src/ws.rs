@@ -40,6 +40,7 @@
 
 use crate::drain::Drain;
 use crate::errors;
+use crate::tcp_or::TcpOr;
 use crate::tls::{self, TlsOptions};
 use crate::url::{self, Scheme, Target};
 use crate::HttpClient;
@@ -50,9 +51,7 @@ use std::future::{Future, IntoFuture};
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -534,14 +533,14 @@ async fn open(
     };
     let _ = tcp.set_nodelay(true);
     let io = match tls_config {
-        None => Io::Plain(tcp),
+        None => Io::Tcp(tcp),
         Some(config) => {
             let name = tls::server_name(&target.host)?;
             let stream = tokio_rustls::TlsConnector::from(config)
                 .connect(name, tcp)
                 .await
                 .map_err(|e| errors::tls_handshake_error(&e))?;
-            Io::Tls(Box::new(stream))
+            Io::Wrapped(Box::new(stream))
         }
     };
     let (stream, _response) = tokio_tungstenite::client_async_with_config(request, io, None)
@@ -636,50 +635,7 @@ fn ws_error(e: TError) -> String {
 }
 
 /// A plain or TLS client connection.
-enum Io {
-    Plain(TcpStream),
-    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
-}
-
-impl AsyncRead for Io {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Io::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Io::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
-    }
-}
-
-impl AsyncWrite for Io {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Io::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Io::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Io::Plain(s) => Pin::new(s).poll_flush(cx),
-            Io::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            Io::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Io::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
-    }
-}
+type Io = TcpOr<Box<tokio_rustls::client::TlsStream<TcpStream>>>;
 
 /// The server side, for test targets such as Hopper's demo target: frames an upgraded
 /// connection (after the HTTP upgrade handshake the server answered itself).
