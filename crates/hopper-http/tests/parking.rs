@@ -37,7 +37,7 @@ enum Idle {
 struct Counts {
     /// TCP connections accepted.
     connections: AtomicUsize,
-    /// Requests answered.
+    /// Requests received (counted before the answer goes out).
     requests: AtomicUsize,
 }
 
@@ -148,11 +148,13 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, idle: Idle, counts: 
         }
         while let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
             head.drain(..end + 4);
+            // Counted before answering: once the client has the answer, the test may read
+            // the count, and this thread may not have run again by then.
+            counts.requests.fetch_add(1, Ordering::SeqCst);
             let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
             if s.write_all(answer).await.is_err() || s.flush().await.is_err() {
                 return;
             }
-            counts.requests.fetch_add(1, Ordering::SeqCst);
             answered = true;
         }
     }
