@@ -651,7 +651,9 @@ async fn exchange(
     loop {
         let req_body = match &body {
             Body::Bytes(b) => ReqBody::full(b.clone()),
-            parts => parts.open().await?,
+            // Boxed: files and multipart forms are rare, and every request's future would
+            // otherwise carry room for opening them.
+            parts => Box::pin(parts.open()).await?,
         };
         let mut req = http::Request::new(req_body);
         *req.method_mut() = method.clone();

@@ -110,25 +110,27 @@ impl Connections {
     /// Sends one request on a kept-alive connection to the target (through `proxy` when
     /// given), opening one if needed, and notes connect, TLS and time-to-head in `timing`.
     /// Errors come back as Locust's failure text.
+    ///
+    /// One place awaits the send, for the kept connection and for a new one alike, and the
+    /// rare steps (opening, resuming a parked connection) are boxed: this future is part of
+    /// every request's, which is moved and allocated per task call, so its size is CPU.
     pub(crate) async fn send(
         &mut self,
         target: &Target,
         proxy: Option<&ProxyTarget>,
-        req: http::Request<ReqBody>,
+        mut req: http::Request<ReqBody>,
         tls: &TlsOptions,
         timing: &mut Timings,
     ) -> Result<http::Response<Incoming>, String> {
-        let idx = self.conns.iter().position(|c| c.is_for(target, proxy));
-        let reused = match idx {
-            Some(i) if matches!(self.conns[i].sender, Sender::Parked(_)) => self.resume(i).await,
-            Some(i) if !self.conns[i].sender.is_closed() => Some(i),
-            Some(i) => {
-                self.conns.swap_remove(i);
-                None
-            }
-            None => None,
-        };
-        if let Some(i) = reused {
+        let mut retry = true;
+        loop {
+            // A request that failed unsent on a kept connection goes out on a new one.
+            let kept = if retry { self.kept(target, proxy).await } else { None };
+            let fresh = kept.is_none();
+            let i = match kept {
+                Some(i) => i,
+                None => Box::pin(self.open(target, proxy, tls, timing)).await?,
+            };
             let sent = Instant::now();
             match send_on(&mut self.conns[i].sender, req).await {
                 Ok(resp) => {
@@ -139,35 +141,28 @@ impl Connections {
                     let conn = self.conns.swap_remove(i);
                     // hyper hands the request back when it never reached the wire (the server
                     // had closed the idle connection): retry it once on a fresh connection.
-                    let Some(req) = unsent else {
-                        return Err(failure_text(conn, error));
-                    };
-                    let i = Box::pin(self.open(target, proxy, tls, timing)).await?;
-                    return self.finish(i, req, timing).await;
+                    match unsent {
+                        Some(unsent) if !fresh && retry => {
+                            req = unsent;
+                            retry = false;
+                        }
+                        _ => return Err(failure_text(conn, error)),
+                    }
                 }
             }
         }
-        // Boxed: opening (TCP connect, proxy tunnel, TLS handshake) is rare next to sending,
-        // and inline its state would make every request's future about 10 KB to move around.
-        let i = Box::pin(self.open(target, proxy, tls, timing)).await?;
-        self.finish(i, req, timing).await
     }
 
-    async fn finish(
-        &mut self,
-        i: usize,
-        req: http::Request<ReqBody>,
-        timing: &mut Timings,
-    ) -> Result<http::Response<Incoming>, String> {
-        let sent = Instant::now();
-        match send_on(&mut self.conns[i].sender, req).await {
-            Ok(resp) => {
-                timing.ttfb = Some(sent.elapsed());
-                Ok(resp)
-            }
-            Err((error, _)) => {
-                let conn = self.conns.swap_remove(i);
-                Err(failure_text(conn, error))
+    /// The index of a usable kept connection to the target (resumed if it was parked), or
+    /// `None`: none kept, or the kept one closed (and now gone).
+    async fn kept(&mut self, target: &Target, proxy: Option<&ProxyTarget>) -> Option<usize> {
+        let i = self.conns.iter().position(|c| c.is_for(target, proxy))?;
+        match &self.conns[i].sender {
+            Sender::Parked(_) => Box::pin(self.resume(i)).await,
+            s if !s.is_closed() => Some(i),
+            _ => {
+                self.conns.swap_remove(i);
+                None
             }
         }
     }

@@ -299,6 +299,24 @@ fn a_server_closing_parked_connections_causes_no_failure() {
 }
 
 #[test]
+fn a_server_closing_a_live_connection_causes_no_failure() {
+    // Not parked: the closed connection is found (or its request comes back unsent) when the
+    // next request wants it, and that request goes out on a new one.
+    let server = start_server(Idle::CloseAfter(Duration::ZERO), None);
+    run(|| async {
+        let mut c = HttpClient::new(Some(&format!("http://127.0.0.1:{}", server.port)));
+        for _ in 0..4 {
+            let r = c.get("/park/live-closed").send().await;
+            assert_eq!(r.status(), 200, "{:?}", r.error());
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    assert_eq!(server.requests(), 4);
+    assert_eq!(server.connections(), 4, "a new connection each time");
+    assert_eq!(counts("/park/live-closed"), (4, 0));
+}
+
+#[test]
 fn a_tls_server_closing_parked_connections_causes_no_failure() {
     let config = self_signed(&[b"http/1.1"]);
     let server = start_server(Idle::CloseAfter(Duration::from_millis(50)), Some(config));
