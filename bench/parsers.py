@@ -199,6 +199,24 @@ def _last_json_object(text: str, tool: str, required: tuple) -> dict:
     raise ParseError(tool, f"no JSON line with {', '.join(required)}", text)
 
 
+HYPER_BASELINE_KEYS = ("requests", "failures", "rps", "p50_ms", "p90_ms", "p99_ms")
+
+
+def parse_hyper_baseline(text: str) -> dict:
+    """The JSON line hopper-http's hyper_baseline example prints: requests, failures, req/s
+    and HDR percentiles in ms."""
+    tool = "hyper_baseline"
+    obj = _last_json_object(text, tool, HYPER_BASELINE_KEYS)
+    for k in ("requests", "failures"):
+        if not isinstance(obj[k], int) or obj[k] < 0:
+            raise ParseError(tool, f"{k} is {obj[k]!r}, not a count", text)
+    try:
+        return {k: float(obj[k]) if k.endswith("_ms") or k == "rps" else obj[k]
+                for k in HYPER_BASELINE_KEYS} | {"percentile_source": "HDR"}
+    except (TypeError, ValueError) as e:
+        raise ParseError(tool, f"a figure is not a number ({e})", text) from None
+
+
 SIMULATOR_KEYS = ("workers", "connected", "acked", "reports", "requests", "failures")
 
 

@@ -73,7 +73,7 @@ def render_throughput(sec: dict) -> list[str]:
             lines.append(f"| {labels[t]} | failed | | | | | | | |")
             continue
         vs = "–" if s.get("ratio") is None else f"{s['ratio']:.2f}× ({s['ratio_paired']:.2f}×)"
-        src = " (HDR)" if t == "hopper" else ""
+        src = " (HDR)" if t in ("hopper", "hyper") else ""
         lines.append(
             f"| {labels[t]} | {fmt_int(s['requests'])} | {fmt_int(s['rps'])} "
             f"| **{fmt_int(s['req_per_cpu_s'])}** ({fmt_k(s['req_per_cpu_s_min'])}–"

@@ -307,6 +307,18 @@ class ParseOthersTest(unittest.TestCase):
         with self.assertRaisesRegex(ParseError, "not a count"):
             parsers.parse_simulator(SIMULATOR.replace('"requests":1800', '"requests":-1'))
 
+    def test_hyper_baseline(self):
+        line = ('{"failures":0,"p50_ms":0.463,"p90_ms":0.7,"p99_ms":1.2,"requests":512345,'
+                '"rps":51234.5}')
+        r = parsers.parse_hyper_baseline("Finished\n" + line + "\n")
+        self.assertEqual((r["requests"], r["failures"], r["p90_ms"]), (512345, 0, 0.7))
+        with self.assertRaisesRegex(ParseError, "hyper_baseline"):
+            parsers.parse_hyper_baseline("usage: hyper_baseline URL CONNECTIONS SECONDS\n")
+        with self.assertRaisesRegex(ParseError, "not a count"):
+            parsers.parse_hyper_baseline(line.replace('"failures":0', '"failures":"x"'))
+        with self.assertRaisesRegex(ParseError, "not a number"):
+            parsers.parse_hyper_baseline(line.replace('"rps":51234.5', '"rps":null'))
+
     def test_delay_stats(self):
         r = parsers.parse_delay_stats(DELAY_STATS)
         self.assertEqual(r["count"], 5311)

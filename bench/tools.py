@@ -138,13 +138,15 @@ HOPPER_BUILDS = [
      "--example", "throughput", "--example", "idle_users"],
     ["cargo", "build", "--release", "-p", "hopper-cluster",
      "--example", "simulated_workers", "--example", "delay_target"],
+    ["cargo", "build", "--release", "-p", "hopper-http", "--example", "hyper_baseline"],
 ]
 
 
 def build_hopper(skip_build: bool) -> None:
     """Builds Hopper's programs (cargo decides what is stale); --skip-build uses them as they
     are when they exist."""
-    names = ["hopper", "throughput", "idle_users", "simulated_workers", "delay_target"]
+    names = ["hopper", "throughput", "idle_users", "simulated_workers", "delay_target",
+             "hyper_baseline"]
     if skip_build and all(hopper_program(n).exists() for n in names):
         return
     for cmd in HOPPER_BUILDS:
@@ -225,6 +227,11 @@ def goose_env(ctx: Context) -> dict:
     return dict(os.environ, BENCH_PATH=ctx.path)
 
 
+def hyper_baseline_command(ctx: Context) -> list[str]:
+    return [str(hopper_program("hyper_baseline")), ctx.url + ctx.path, str(ctx.users),
+            str(ctx.duration)]
+
+
 def hopper_command(ctx: Context) -> list[str]:
     return [str(hopper_program("throughput")), "-H", ctx.url, "--headless", "-u",
             str(ctx.users), "-r", ctx.rate, "-t", f"{ctx.duration}s", "--only-summary"]
@@ -267,6 +274,9 @@ TOOLS: dict[str, Tool] = {
         Tool("wrk", "wrk 4.1", wrk_command, parsers.parse_wrk),
         Tool("oha", f"oha {OHA_VERSION}", oha_command, parsers.parse_oha),
         Tool("goose", "Goose 0.19.0", goose_command, parsers.parse_goose, env=goose_env),
+        # Not a load tester: hyper's plainest loop, the floor under Hopper's HTTP client.
+        Tool("hyper", "hyper 1 loop (baseline)", hyper_baseline_command,
+             parsers.parse_hyper_baseline),
         # Hopper and Locust exit with 1 when a request failed; their summary still counts.
         Tool("hopper", "Hopper", hopper_command, parsers.parse_hopper, ok_returncodes=(0, 1)),
         Tool("locust-fast", f"Locust {LOCUST_VERSION} FastHttpUser",

@@ -6,11 +6,13 @@
 //! * `delay_target` loaded by the `throughput` example: the target served exactly the
 //!   requests Hopper counted, split 60/35/5 over its delays by its fixed pattern;
 //! * `simulated_workers` on a real Hopper master: the master's totals equal what the
-//!   simulated workers say they sent, over every request name.
+//!   simulated workers say they sent, over every request name;
+//! * `hyper_baseline` (hopper-http's plain hyper loop) against the demo target: the target
+//!   answered exactly the requests it reports.
 //!
-//! The hopper-cluster examples (`delay_target`, `simulated_workers`) are built by
-//! `cargo build --workspace --all-targets` (as `scripts/test` does) or
-//! `cargo build -p hopper-cluster --examples`.
+//! The hopper-cluster and hopper-http examples (`delay_target`, `simulated_workers`,
+//! `hyper_baseline`) are built by `cargo build --workspace --all-targets` (as `scripts/test`
+//! does) or `cargo build -p hopper-cluster -p hopper-http --examples`.
 
 mod common;
 
@@ -49,6 +51,34 @@ fn idle_users_make_one_request_each_and_wait() {
     assert_eq!(summary.aggregated.reqs, 20, "{}", out.dump());
     assert_eq!(summary.names(), vec!["GET /fast"], "{}", out.dump());
     assert_eq!(users_spawned(&out.stderr).map(|u| u.1), Some(20));
+}
+
+#[test]
+fn hyper_baseline_reports_what_the_target_served() {
+    let target = Target::start();
+    let dir = TempDir::new("hyper-baseline");
+    let url = format!("{}/fast", target.url());
+    let out = run_in(&example_bin("hyper_baseline"), dir.path(), &[&url, "4", "1"]);
+    out.assert_code(0);
+    let line = out.stdout.lines().last().unwrap_or_default();
+    let report: serde_json::Value = serde_json::from_str(line).expect(&out.dump());
+    let requests = report["requests"].as_u64().expect(&out.dump());
+    assert!(requests > 0, "{}", out.dump());
+    assert_eq!(report["failures"], 0, "{}", out.dump());
+    for q in ["p50_ms", "p90_ms", "p99_ms"] {
+        assert!(report[q].as_f64().is_some_and(|v| v > 0.0), "{q}: {}", out.dump());
+    }
+    let counters = target.finish();
+    assert_eq!(
+        target_count(&counters.snapshot(), "GET", "/fast"),
+        requests,
+        "{}",
+        out.dump()
+    );
+    // Bad arguments: a usage line and exit code 2, not a panic.
+    let bad = run_in(&example_bin("hyper_baseline"), dir.path(), &["/fast", "x", "1"]);
+    bad.assert_code(2);
+    assert!(bad.stderr.contains("usage: hyper_baseline"), "{}", bad.dump());
 }
 
 /// The body of a one-shot HTTP/1.1 request to 127.0.0.1.
