@@ -585,6 +585,21 @@ struct FeedLedger {
 impl MessageHandler {
     async fn receive(self, mut incoming: tokio::sync::mpsc::Receiver<Incoming>) {
         while let Some(Incoming { identity, payload }) = incoming.recv().await {
+            // Reports and heartbeats are nearly all the traffic: read them straight from the
+            // bytes; anything else, or anything unusual, takes the reference path.
+            match wire::decode_hot(&payload) {
+                Some(wire::HotMessage::Stats { node_id, report }) => {
+                    self.check_node_id(&identity, &node_id);
+                    self.stats(&identity, Ok(report));
+                    continue;
+                }
+                Some(wire::HotMessage::Heartbeat { node_id, beat }) => {
+                    self.check_node_id(&identity, &node_id);
+                    self.heartbeat(&identity, Ok(beat));
+                    continue;
+                }
+                None => {}
+            }
             match Message::decode(&payload) {
                 Ok(message) => self.handle(&identity, message),
                 Err(e) => {
@@ -613,14 +628,11 @@ impl MessageHandler {
     }
 
     fn handle(&self, identity: &str, message: Message) {
-        // Locust routes by the message's node id; a peer claiming another's id is suspect.
         let id = identity;
-        if message.node_id != id {
-            tracing::debug!(target: "hopper.runners", "Message from {} names node {}", clip(id), clip(&message.node_id));
-        }
+        self.check_node_id(id, &message.node_id);
         match message.kind.as_str() {
             "client_ready" => self.client_ready(id, &message.data),
-            "heartbeat" => self.heartbeat(id, &message.data),
+            "heartbeat" => self.heartbeat(id, wire::Heartbeat::from_value(&message.data)),
             "spawning" => self.with_known(id, |n| n.state = NodeState::Spawning),
             "spawning_complete" => {
                 let report = wire::SpawningComplete::from_value(&message.data);
@@ -632,7 +644,7 @@ impl MessageHandler {
                     }
                 });
             }
-            "stats" => self.stats(id, &message.data),
+            "stats" => self.stats(id, wire::StatsReport::from_value(&message.data)),
             "exception" => {
                 if let Ok(e) = wire::ExceptionReport::from_value(&message.data) {
                     if lock(&self.shared).nodes.contains_key(id) {
@@ -678,6 +690,13 @@ impl MessageHandler {
             other => {
                 tracing::warn!(target: "hopper.runners", "Unknown message type '{}' from worker {}", clip(other), clip(id));
             }
+        }
+    }
+
+    /// Locust routes by the message's node id; a peer claiming another's id is suspect.
+    fn check_node_id(&self, identity: &str, node_id: &str) {
+        if node_id != identity {
+            tracing::debug!(target: "hopper.runners", "Message from {} names node {}", clip(identity), clip(node_id));
         }
     }
 
@@ -748,8 +767,7 @@ impl MessageHandler {
         self.rebalance();
     }
 
-    fn heartbeat(&self, id: &str, data: &Value) {
-        let beat = wire::Heartbeat::from_value(data);
+    fn heartbeat(&self, id: &str, beat: Result<wire::Heartbeat, wire::WireError>) {
         let healed = {
             let mut shared = lock(&self.shared);
             let Some(node) = shared.nodes.get_mut(id) else {
@@ -781,7 +799,7 @@ impl MessageHandler {
         }
     }
 
-    fn stats(&self, id: &str, data: &Value) {
+    fn stats(&self, id: &str, report: Result<wire::StatsReport, wire::WireError>) {
         let accepted = {
             let mut shared = lock(&self.shared);
             shared
@@ -793,7 +811,7 @@ impl MessageHandler {
             tracing::warn!(target: "hopper.runners", "Discarded a stats report from unrecognized worker {} (it has not sent client_ready)", clip(id));
             return;
         }
-        let report = match wire::StatsReport::from_value(data) {
+        let report = match report {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(target: "hopper.runners", "Dropped a stats report from {} that could not be read: {e}", clip(id));
