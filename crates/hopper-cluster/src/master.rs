@@ -601,12 +601,7 @@ impl MessageHandler {
                     if let Some(used) = self.stats(&identity, Ok(report)) {
                         // Bounded: a burst of huge reports does not stay in memory.
                         let room = SPARE_CARRIERS.saturating_sub(spare.len());
-                        spare.extend(
-                            used.stats
-                                .into_iter()
-                                .chain([used.stats_total])
-                                .take(room),
-                        );
+                        spare.extend(used.stats.into_iter().chain([used.stats_total]).take(room));
                     }
                     continue;
                 }

@@ -145,11 +145,10 @@ impl Tok<'_> {
         match self {
             Tok::Uint(u) => i64::try_from(u).ok(),
             Tok::Neg(i) => Some(i),
-            Tok::Float(f) if f.is_finite() && f.fract() == 0.0 => {
-                (-9_223_372_036_854_775_808.0..9_223_372_036_854_775_808.0)
-                    .contains(&f)
-                    .then_some(f as i64)
-            }
+            Tok::Float(f) if f.is_finite() && f.fract() == 0.0 => (-9_223_372_036_854_775_808.0
+                ..9_223_372_036_854_775_808.0)
+                .contains(&f)
+                .then_some(f as i64),
             _ => None,
         }
     }
@@ -263,6 +262,35 @@ impl<'a> Cursor<'a, '_> {
         std::str::from_utf8(self.take(n)?).ok().map(Tok::Str)
     }
 
+    /// A string's bytes, not yet checked to be UTF-8.
+    fn raw_str(&mut self) -> Option<&'a [u8]> {
+        self.values += 1;
+        if self.values > MAX_VALUES {
+            return None;
+        }
+        let m = Marker::from_u8(self.be::<1>()?[0]);
+        let n = match m {
+            Marker::FixStr(n) => usize::from(n),
+            Marker::Str8 | Marker::Str16 | Marker::Str32 => self.len(m)?,
+            _ => return None,
+        };
+        self.take(n)
+    }
+
+    /// A map key: `Ok` with its index in `keys`, or `Err` with another string. `keys[guess]`
+    /// is tried first: workers write keys in a fixed order, so one comparison usually does,
+    /// and a known key needs no UTF-8 check (it equals an ASCII constant).
+    fn key(&mut self, keys: &[&str], guess: usize) -> Option<Result<usize, &'a str>> {
+        let raw = self.raw_str()?;
+        if keys.get(guess).is_some_and(|k| k.as_bytes() == raw) {
+            return Some(Ok(guess));
+        }
+        match keys.iter().position(|k| k.as_bytes() == raw) {
+            Some(i) => Some(Ok(i)),
+            None => std::str::from_utf8(raw).ok().map(Err),
+        }
+    }
+
     fn str(&mut self) -> Option<&'a str> {
         match self.next()? {
             Tok::Str(s) => Some(s),
@@ -338,10 +366,10 @@ impl<'a> Cursor<'a, '_> {
             }
             None => StatsEntry::new_carrier("", "", now),
         };
-        let mut seen = 0u32;
+        let (mut seen, mut guess) = (0u32, 0usize);
         for _ in 0..n {
-            let key = self.str()?;
-            let i = ENTRY_KEYS.iter().position(|k| *k == key)?;
+            let i = self.key(&ENTRY_KEYS, guess)?.ok()?;
+            guess = i + 1;
             first_time(&mut seen, i)?;
             match i {
                 0 => e.name.push_str(self.str()?),
@@ -376,10 +404,10 @@ impl<'a> Cursor<'a, '_> {
         ];
         let n = self.map()?;
         let mut e = StatsError::new("", "", "");
-        let mut seen = 0u32;
+        let (mut seen, mut guess) = (0u32, 0usize);
         for _ in 0..n {
-            let key = self.str()?;
-            let i = KEYS.iter().position(|k| *k == key)?;
+            let i = self.key(&KEYS, guess)?.ok()?;
+            guess = i + 1;
             first_time(&mut seen, i)?;
             match i {
                 0 => e.name = self.str()?.to_string(),
@@ -413,17 +441,20 @@ impl<'a> Cursor<'a, '_> {
         let mut hdr = None;
         let mut extra: Vec<(String, Value)> = Vec::new();
         for _ in 0..n {
-            let key = self.str()?;
-            let Some(i) = KEYS.iter().position(|k| *k == key) else {
-                // A custom key (`report_to_master`): rare, read whole as the reference does.
-                // The message array and the report map are open around it.
-                if extra.iter().any(|(k, _)| k == key) {
-                    return None;
+            let i = match self.key(&KEYS, 0)? {
+                Ok(i) => i,
+                Err(key) => {
+                    // A custom key (`report_to_master`): rare, read whole as the reference does.
+                    // The message array and the report map are open around it.
+                    if extra.iter().any(|(k, _)| k == key) {
+                        return None;
+                    }
+                    let (v, len) =
+                        decode_prefix(&self.buf[self.pos..], 2, &mut self.values).ok()?;
+                    self.pos += len;
+                    extra.push((key.to_string(), v));
+                    continue;
                 }
-                let (v, len) = decode_prefix(&self.buf[self.pos..], 2, &mut self.values).ok()?;
-                self.pos += len;
-                extra.push((key.to_string(), v));
-                continue;
             };
             first_time(&mut seen, i)?;
             match i {
@@ -516,7 +547,9 @@ impl<'a> Cursor<'a, '_> {
                     if index.is_empty() {
                         index.reserve(stats.len());
                         for (i, e) in stats.iter().enumerate() {
-                            index.entry((e.name.as_str(), e.method.as_str())).or_insert(i);
+                            index
+                                .entry((e.name.as_str(), e.method.as_str()))
+                                .or_insert(i);
                         }
                     }
                     for _ in 0..len {
@@ -650,8 +683,14 @@ pub(crate) mod check {
                 {
                     // Fields `to_value` writes in Python's types only.
                     assert_eq!(
-                        (a.total_response_time.to_bits(), a.max_response_time.to_bits()),
-                        (b.total_response_time.to_bits(), b.max_response_time.to_bits())
+                        (
+                            a.total_response_time.to_bits(),
+                            a.max_response_time.to_bits()
+                        ),
+                        (
+                            b.total_response_time.to_bits(),
+                            b.max_response_time.to_bits()
+                        )
                     );
                     assert!(a.hdr.is_empty() && b.hdr.is_empty());
                 }
@@ -678,7 +717,9 @@ pub(crate) mod check {
             Some(fast) => {
                 match reference(bytes, now) {
                     Ok(Some(r)) => same(&fast, &r),
-                    other => panic!("the fast reader accepted what the reference reads as {other:?}"),
+                    other => {
+                        panic!("the fast reader accepted what the reference reads as {other:?}")
+                    }
                 }
                 true
             }
@@ -767,7 +808,13 @@ mod tests {
             };
             // Carriers given real histograms come back as placeholders too.
             report.attach_hdr();
-            spare.extend(report.report.stats.into_iter().chain([report.report.stats_total]));
+            spare.extend(
+                report
+                    .report
+                    .stats
+                    .into_iter()
+                    .chain([report.report.stats_total]),
+            );
         }
         assert!(!spare.is_empty());
     }
@@ -777,7 +824,12 @@ mod tests {
         let beat = |pairs: Vec<(&str, Value)>| {
             encode(
                 "heartbeat",
-                Value::Map(pairs.into_iter().map(|(k, v)| (Value::from(k), v)).collect()),
+                Value::Map(
+                    pairs
+                        .into_iter()
+                        .map(|(k, v)| (Value::from(k), v))
+                        .collect(),
+                ),
             )
         };
         let ok = [
@@ -837,8 +889,14 @@ mod tests {
     #[test]
     fn custom_keys_reach_the_report_as_values() {
         let b = edited(|p| {
-            p.insert(1, (Value::from("custom"), Value::Array(vec![Value::from(1u64)])));
-            p.push((Value::from("more"), Value::Map(vec![(Value::Nil, Value::F64(0.5))])));
+            p.insert(
+                1,
+                (Value::from("custom"), Value::Array(vec![Value::from(1u64)])),
+            );
+            p.push((
+                Value::from("more"),
+                Value::Map(vec![(Value::Nil, Value::F64(0.5))]),
+            ));
         });
         assert!(agree(&b));
         let Some(HotMessage::Stats { report, .. }) = decode_hot_at(&b, NOW) else {
@@ -855,7 +913,10 @@ mod tests {
         let Ok(Some(HotMessage::Stats { report, .. })) = reference(&b, NOW) else {
             panic!("the reference reads it")
         };
-        assert_eq!(report.extra, vec![("custom".to_string(), Value::from(2u64))]);
+        assert_eq!(
+            report.extra,
+            vec![("custom".to_string(), Value::from(2u64))]
+        );
     }
 
     #[test]
@@ -954,7 +1015,11 @@ mod tests {
         for tail in [
             [&stats_key[..], &[0xdd, 0xff, 0xff, 0xff, 0xff, 0xc0][..]].concat(),
             [&stats_key[..], &[0x91, 0xdf, 0xff, 0xff, 0xff, 0xff][..]].concat(),
-            [&stats_key[..], &[0x91, 0x81, 0xdb, 0xff, 0xff, 0xff, 0xff][..]].concat(),
+            [
+                &stats_key[..],
+                &[0x91, 0x81, 0xdb, 0xff, 0xff, 0xff, 0xff][..],
+            ]
+            .concat(),
             vec![0xdf, 0xff, 0xff, 0xff, 0xff],
         ] {
             let b = head(&tail);
