@@ -598,7 +598,7 @@ impl MessageHandler {
             match wire::decode_hot_reusing(&payload, now, &mut spare) {
                 Some(wire::HotMessage::Stats { node_id, report }) => {
                     self.check_node_id(&identity, &node_id);
-                    if let Some(used) = self.stats(&identity, Ok(report)) {
+                    if let Some(used) = self.stats(&identity, Ok(*report)) {
                         // Bounded: a burst of huge reports does not stay in memory.
                         let room = SPARE_CARRIERS.saturating_sub(spare.len());
                         spare.extend(used.stats.into_iter().chain([used.stats_total]).take(room));

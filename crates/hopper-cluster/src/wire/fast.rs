@@ -42,8 +42,9 @@ pub enum HotMessage {
     Stats {
         /// The node id the message names.
         node_id: String,
-        /// The report, as [`StatsReport::from_value`] reads it.
-        report: StatsReport,
+        /// The report, as [`StatsReport::from_value`] reads it (boxed: it is far larger than
+        /// a heartbeat).
+        report: Box<StatsReport>,
     },
     /// A `heartbeat`.
     Heartbeat {
@@ -89,7 +90,7 @@ pub fn decode_hot_reusing(
         return None;
     };
     let message = if k == kind::STATS {
-        let report = c.report(now)?;
+        let report = Box::new(c.report(now)?);
         let node_id = c.str()?.to_string();
         HotMessage::Stats { node_id, report }
     } else if k == kind::HEARTBEAT {
@@ -636,7 +637,7 @@ pub(crate) mod check {
         let m = Message::decode(bytes)?;
         Ok(match m.kind.as_str() {
             kind::STATS => Some(HotMessage::Stats {
-                report: StatsReport::from_value_at(&m.data, now)?,
+                report: Box::new(StatsReport::from_value_at(&m.data, now)?),
                 node_id: m.node_id,
             }),
             kind::HEARTBEAT => Some(HotMessage::Heartbeat {
@@ -1046,9 +1047,7 @@ mod tests {
         let mut deep = Vec::new();
         let mut data = vec![0x81, 0xa6];
         data.extend_from_slice(b"custom");
-        for _ in 0..100_000 {
-            data.push(0x91);
-        }
+        data.extend(std::iter::repeat_n(0x91, 100_000));
         data.push(0xc0);
         deep.push(0x93);
         encode_value(&Value::from("stats"), &mut deep);
