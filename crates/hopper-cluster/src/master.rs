@@ -12,11 +12,16 @@ use hopper_core::dispatch::{UserClassSpec, UsersDispatcher};
 use hopper_core::events::{self, environment, events, SpawningComplete, WorkerReport};
 use hopper_core::{AnyUserClass, Runner, RunnerObserver, RunnerState, SessionHandle};
 use hopper_stats::web_json::WorkerRow;
+use hopper_stats::StatsEntry;
 use rmpv::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 use tokio::time::Instant;
+
+/// Report entries the master keeps for reading the next reports into (about 1 KB each with
+/// their buffers): a few reports' worth at 100 names.
+const SPARE_CARRIERS: usize = 1024;
 
 /// Heartbeats a worker may miss before it is marked missing (Locust's HEARTBEAT_LIVENESS).
 const HEARTBEAT_LIVENESS: i32 = 3;
@@ -584,7 +589,29 @@ struct FeedLedger {
 
 impl MessageHandler {
     async fn receive(self, mut incoming: tokio::sync::mpsc::Receiver<Incoming>) {
+        // The entries of merged reports, reused for reading the next ones.
+        let mut spare: Vec<StatsEntry> = Vec::new();
         while let Some(Incoming { identity, payload }) = incoming.recv().await {
+            // Reports and heartbeats are nearly all the traffic: read them straight from the
+            // bytes; anything else, or anything unusual, takes the reference path.
+            let now = hopper_stats::now_epoch();
+            match wire::decode_hot_reusing(&payload, now, &mut spare) {
+                Some(wire::HotMessage::Stats { node_id, report }) => {
+                    self.check_node_id(&identity, &node_id);
+                    if let Some(used) = self.stats(&identity, Ok(*report)) {
+                        // Bounded: a burst of huge reports does not stay in memory.
+                        let room = SPARE_CARRIERS.saturating_sub(spare.len());
+                        spare.extend(used.stats.into_iter().chain([used.stats_total]).take(room));
+                    }
+                    continue;
+                }
+                Some(wire::HotMessage::Heartbeat { node_id, beat }) => {
+                    self.check_node_id(&identity, &node_id);
+                    self.heartbeat(&identity, Ok(beat));
+                    continue;
+                }
+                None => {}
+            }
             match Message::decode(&payload) {
                 Ok(message) => self.handle(&identity, message),
                 Err(e) => {
@@ -613,14 +640,11 @@ impl MessageHandler {
     }
 
     fn handle(&self, identity: &str, message: Message) {
-        // Locust routes by the message's node id; a peer claiming another's id is suspect.
         let id = identity;
-        if message.node_id != id {
-            tracing::debug!(target: "hopper.runners", "Message from {} names node {}", clip(id), clip(&message.node_id));
-        }
+        self.check_node_id(id, &message.node_id);
         match message.kind.as_str() {
             "client_ready" => self.client_ready(id, &message.data),
-            "heartbeat" => self.heartbeat(id, &message.data),
+            "heartbeat" => self.heartbeat(id, wire::Heartbeat::from_value(&message.data)),
             "spawning" => self.with_known(id, |n| n.state = NodeState::Spawning),
             "spawning_complete" => {
                 let report = wire::SpawningComplete::from_value(&message.data);
@@ -632,7 +656,9 @@ impl MessageHandler {
                     }
                 });
             }
-            "stats" => self.stats(id, &message.data),
+            "stats" => {
+                self.stats(id, wire::StatsReport::from_value(&message.data));
+            }
             "exception" => {
                 if let Ok(e) = wire::ExceptionReport::from_value(&message.data) {
                     if lock(&self.shared).nodes.contains_key(id) {
@@ -678,6 +704,13 @@ impl MessageHandler {
             other => {
                 tracing::warn!(target: "hopper.runners", "Unknown message type '{}' from worker {}", clip(other), clip(id));
             }
+        }
+    }
+
+    /// Locust routes by the message's node id; a peer claiming another's id is suspect.
+    fn check_node_id(&self, identity: &str, node_id: &str) {
+        if node_id != identity {
+            tracing::debug!(target: "hopper.runners", "Message from {} names node {}", clip(identity), clip(node_id));
         }
     }
 
@@ -748,8 +781,7 @@ impl MessageHandler {
         self.rebalance();
     }
 
-    fn heartbeat(&self, id: &str, data: &Value) {
-        let beat = wire::Heartbeat::from_value(data);
+    fn heartbeat(&self, id: &str, beat: Result<wire::Heartbeat, wire::WireError>) {
         let healed = {
             let mut shared = lock(&self.shared);
             let Some(node) = shared.nodes.get_mut(id) else {
@@ -781,7 +813,12 @@ impl MessageHandler {
         }
     }
 
-    fn stats(&self, id: &str, data: &Value) {
+    /// Merges a report; returns its entries once merged, for reuse.
+    fn stats(
+        &self,
+        id: &str,
+        report: Result<wire::StatsReport, wire::WireError>,
+    ) -> Option<hopper_stats::WorkerReport> {
         let accepted = {
             let mut shared = lock(&self.shared);
             shared
@@ -791,13 +828,13 @@ impl MessageHandler {
         };
         if !accepted {
             tracing::warn!(target: "hopper.runners", "Discarded a stats report from unrecognized worker {} (it has not sent client_ready)", clip(id));
-            return;
+            return None;
         }
-        let report = match wire::StatsReport::from_value(data) {
+        let report = match report {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(target: "hopper.runners", "Dropped a stats report from {} that could not be read: {e}", clip(id));
-                return;
+                return None;
             }
         };
         // A Locust worker sends only the rounded buckets: the precise histograms get their
@@ -842,6 +879,7 @@ impl MessageHandler {
         if changed {
             shared.publish();
         }
+        Some(report.report)
     }
 
     /// A worker leases rows of a queue feeder: the next ones of the master's copy, each

@@ -23,6 +23,7 @@
 mod codec;
 mod control;
 mod error;
+mod fast;
 mod feed;
 mod fields;
 mod hdr;
@@ -40,6 +41,7 @@ pub use control::{
     SpawningComplete, VersionMatch, PROTOCOL_VERSION, WORKER_VERSION,
 };
 pub use error::WireError;
+pub use fast::{decode_hot, decode_hot_at, decode_hot_reusing, HotMessage};
 pub use feed::{FeedLease, FeedRows, FEED_LEASE, FEED_ROWS};
 pub use hdr::{
     approximate_hdr_from_buckets, record_buckets, record_samples, HdrPayload, HdrSamples,

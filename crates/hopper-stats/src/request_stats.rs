@@ -206,12 +206,24 @@ impl RequestStats {
         report: &WorkerReport,
         mut also: impl FnMut(Option<usize>, &mut StatsEntry),
     ) {
+        // One owned key, refilled for each entry: a master merges about 30,000 entries a
+        // second at 1,000 workers, and cloning both strings of each to look it up was two
+        // allocations apiece.
+        let mut key = (String::new(), String::new());
         for (i, e) in report.stats.iter().enumerate() {
-            let cache = self.use_response_times_cache;
-            let entry = self
-                .entries
-                .entry((e.name.clone(), e.method.clone()))
-                .or_insert_with(|| StatsEntry::new(&e.name, &e.method, cache, e.start_time));
+            key.0.clear();
+            key.0.push_str(&e.name);
+            key.1.clear();
+            key.1.push_str(&e.method);
+            let entry = match self.entries.get_mut(&key) {
+                Some(entry) => entry,
+                None => {
+                    let cache = self.use_response_times_cache;
+                    self.entries
+                        .entry(key.clone())
+                        .or_insert_with(|| StatsEntry::new(&e.name, &e.method, cache, e.start_time))
+                }
+            };
             entry.extend(e);
             also(Some(i), entry);
         }

@@ -29,7 +29,12 @@ use super::{WireError, MAX_DEPTH, MAX_VALUES};
 /// Nesting and the number of values are bounded ([`MAX_DEPTH`], [`MAX_VALUES`]); unlike
 /// [`super::Message::decode`] this does not check the frame size limit.
 pub fn decode_value(bytes: &[u8]) -> Result<Value, WireError> {
-    let mut r = Reader { buf: bytes, pos: 0 };
+    let mut r = Reader {
+        buf: bytes,
+        pos: 0,
+        outer: 0,
+        values: 0,
+    };
     let v = r.value()?;
     if r.pos != bytes.len() {
         return Err(r.error(
@@ -41,6 +46,26 @@ pub fn decode_value(bytes: &[u8]) -> Result<Value, WireError> {
         ));
     }
     Ok(v)
+}
+
+/// Decodes the one msgpack value at the start of `bytes`, as part of a larger value being read
+/// elsewhere: `outer` containers are already open around it (they count towards
+/// [`MAX_DEPTH`]) and `values` values were already read (updated; they count towards
+/// [`MAX_VALUES`]). Returns the value and the bytes it took.
+pub(crate) fn decode_prefix(
+    bytes: &[u8],
+    outer: usize,
+    values: &mut usize,
+) -> Result<(Value, usize), WireError> {
+    let mut r = Reader {
+        buf: bytes,
+        pos: 0,
+        outer,
+        values: *values,
+    };
+    let v = r.value()?;
+    *values = r.values;
+    Ok((v, r.pos))
 }
 
 /// Appends the msgpack encoding of `v` to `out`.
@@ -207,6 +232,10 @@ enum Partial {
 struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
+    /// Containers open around the value being read (see [`decode_prefix`]).
+    outer: usize,
+    /// Values read so far.
+    values: usize,
 }
 
 impl<'a> Reader<'a> {
@@ -267,12 +296,11 @@ impl<'a> Reader<'a> {
     fn value(&mut self) -> Result<Value, WireError> {
         let mut open: Vec<Partial> = Vec::new();
         let mut owed = 0usize;
-        let mut values = 0usize;
         loop {
             let start = self.pos;
             let item = self.item()?;
-            values += 1;
-            if values > MAX_VALUES {
+            self.values += 1;
+            if self.values > MAX_VALUES {
                 return Err(
                     self.error(start, format!("more than {MAX_VALUES} values in one frame"))
                 );
@@ -283,7 +311,7 @@ impl<'a> Reader<'a> {
             }
             let mut v = match item {
                 Item::Value(v) => v,
-                Item::Array(_) | Item::Map(_) if open.len() >= MAX_DEPTH => {
+                Item::Array(_) | Item::Map(_) if open.len() + self.outer >= MAX_DEPTH => {
                     return Err(self.error(
                         start,
                         format!("arrays and maps nested deeper than {MAX_DEPTH} levels"),

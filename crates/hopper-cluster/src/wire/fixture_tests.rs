@@ -591,3 +591,14 @@ fn random_values_round_trip() {
         read_everything(&back.data);
     }
 }
+
+#[test]
+fn the_masters_fast_reader_agrees_on_every_fixture() {
+    // Every real-Locust stats report and heartbeat is read fast, and as the reference reads
+    // it; every other fixture is left to the reference.
+    for (name, bytes) in all_fixtures() {
+        let fast = fast::check::agree(&bytes);
+        let hot = name.starts_with("stats") || name == "heartbeat_worker.msgpack";
+        assert_eq!(fast, hot, "{name}");
+    }
+}
