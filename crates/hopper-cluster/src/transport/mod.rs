@@ -32,9 +32,9 @@ use std::time::Duration;
 
 mod dealer;
 mod router;
-mod zmtp;
 #[cfg(test)]
 mod tests;
+mod zmtp;
 
 pub use dealer::{WorkerReceiver, WorkerSender, WorkerSocket};
 pub use router::{Incoming, MasterSender, MasterSocket};

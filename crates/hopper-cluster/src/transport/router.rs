@@ -667,7 +667,10 @@ mod tests {
         drop(first);
         assert!(!shared.is_live(b"w1"));
         let again = shared.register(b"w1").expect("free again");
-        assert!(duplicate(shared.register(b"w1")), "a new holder, a new warning");
+        assert!(
+            duplicate(shared.register(b"w1")),
+            "a new holder, a new warning"
+        );
 
         // Generated identities never clash with each other or with announced ones.
         let anonymous: Vec<Registered> = (0..3).map(|_| shared.register(b"").unwrap()).collect();

@@ -14,7 +14,6 @@ use super::router::{self, INCOMING_CAPACITY};
 use super::zmtp::{self, FLAG_COMMAND, FLAG_LONG};
 use super::*;
 
-
 const T: Duration = Duration::from_secs(5);
 
 async fn master() -> MasterSocket {
@@ -416,10 +415,8 @@ async fn a_second_connection_with_a_live_identity_is_refused_and_the_first_is_un
 
     for attempt in 0..3 {
         // The crate's ROUTER would hand the identity to this socket and drop `first`; libzmq's,
-    // and this one, keep `first`.
-        match WorkerSocket::connect("127.0.0.1", m.port(), identity, Duration::from_secs(2))
-            .await
-        {
+        // and this one, keep `first`.
+        match WorkerSocket::connect("127.0.0.1", m.port(), identity, Duration::from_secs(2)).await {
             // Cut off before its handshake completed.
             Err(e) => assert!(
                 matches!(e, TransportError::Connect { .. }),
@@ -628,7 +625,10 @@ async fn the_master_frames_its_messages_and_answers_pings_as_libzmq_does() {
     let mut peer = RawPeer::connect(m.port(), b"framed").await;
     peer.send(b"hello").await;
     let got = next(&mut m).await;
-    assert_eq!((got.identity.as_str(), &got.payload[..]), ("framed", &b"hello"[..]));
+    assert_eq!(
+        (got.identity.as_str(), &got.payload[..]),
+        ("framed", &b"hello"[..])
+    );
 
     // `[payload]` alone reaches a DEALER, in the short form up to 255 bytes, else the long one.
     m.sender().send("framed", b"short".to_vec());
@@ -662,7 +662,10 @@ async fn the_master_frames_its_messages_and_answers_pings_as_libzmq_does() {
     peer.stream.write_all(&stray).await.unwrap();
     peer.send(b"still here").await;
     let got = next(&mut m).await;
-    assert_eq!((got.identity.as_str(), &got.payload[..]), ("framed", &b"still here"[..]));
+    assert_eq!(
+        (got.identity.as_str(), &got.payload[..]),
+        ("framed", &b"still here"[..])
+    );
     m.sender().send("framed", b"and you".to_vec());
     assert_eq!(peer.message().await, b"and you");
 }
@@ -686,7 +689,10 @@ async fn peers_the_router_cannot_talk_to_are_refused() {
             "a PUB socket",
             with_ready(ready_body(&[(b"Socket-Type", b"PUB"), (b"Identity", b"p")])),
         ),
-        ("no Socket-Type", with_ready(ready_body(&[(b"Identity", b"p")]))),
+        (
+            "no Socket-Type",
+            with_ready(ready_body(&[(b"Identity", b"p")])),
+        ),
         ("an ERROR command", with_ready(b"\x05ERROR\x03bad".to_vec())),
         ("a message before READY", {
             let mut bytes = greeting();
@@ -750,7 +756,10 @@ async fn a_master_that_stops_reading_pauses_its_peers_and_loses_nothing() {
     }
     let end = tokio::time::Instant::now() + T;
     while m.queued() < INCOMING_CAPACITY {
-        assert!(tokio::time::Instant::now() < end, "the channel never filled");
+        assert!(
+            tokio::time::Instant::now() < end,
+            "the channel never filled"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     // Another peer's handshake is not held up by the stall.
@@ -762,7 +771,10 @@ async fn a_master_that_stops_reading_pauses_its_peers_and_loses_nothing() {
         assert_eq!(&got.payload[..], i.to_string().as_bytes());
     }
     let got = next(&mut m).await;
-    assert_eq!((got.identity.as_str(), &got.payload[..]), ("late", &b"late hello"[..]));
+    assert_eq!(
+        (got.identity.as_str(), &got.payload[..]),
+        ("late", &b"late hello"[..])
+    );
 }
 
 /// The Python interpreter of the Locust virtualenv (which has pyzmq, i.e. libzmq):

@@ -255,8 +255,7 @@ impl Decoder {
 /// Checks the part of a peer's greeting received so far: signature, version ≥ 3, NULL.
 fn check_greeting(seen: &[u8]) -> Result<(), String> {
     let bad = || "not a ZeroMQ peer (bad greeting)".to_string();
-    if seen.first().is_some_and(|&b| b != 0xff) || seen.get(9).is_some_and(|&b| b & 0x01 == 0)
-    {
+    if seen.first().is_some_and(|&b| b != 0xff) || seen.get(9).is_some_and(|&b| b & 0x01 == 0) {
         return Err(bad());
     }
     if let Some(&major) = seen.get(10) {
@@ -541,7 +540,11 @@ mod tests {
             .contains("too old"));
         let mut decoder = Decoder::default();
         let mut buf = BytesMut::from(&greeting_of(3, b"CURVE")[..32]);
-        assert!(decoder.decode(&mut buf).unwrap_err().reason.contains("CURVE"));
+        assert!(decoder
+            .decode(&mut buf)
+            .unwrap_err()
+            .reason
+            .contains("CURVE"));
         let mut decoder = Decoder::default();
         let mut buf = BytesMut::from(&greeting_of(3, b"NULLX")[..]);
         assert!(decoder.decode(&mut buf).is_err());
