@@ -49,8 +49,11 @@ pub(super) const OUTGOING_QUEUE: usize = 1024;
 /// in the queue, so a worker that does not read costs at most this plus its queue.
 const OUTGOING_BUFFER: usize = 256 * 1024;
 
-/// Room made in a connection's read buffer for one read.
-const READ_CHUNK: usize = 16 * 1024;
+/// Least room made in a connection's read buffer for a read: a heartbeat fits, and an idle
+/// connection holds no more. Once a frame's header says how long it is, the buffer grows to
+/// what is missing, at most [`READ_MAX`] per read.
+const READ_MIN: usize = 2 * 1024;
+const READ_MAX: usize = 64 * 1024;
 
 /// How long a closing master keeps writing what was queued for a peer before it hangs up.
 const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
@@ -527,7 +530,7 @@ async fn handshake(
 /// grows the buffer as its bytes arrive).
 fn reserve_for(decoder: &Decoder, inbuf: &mut BytesMut) {
     let missing = decoder.want().saturating_sub(inbuf.len());
-    inbuf.reserve(missing.clamp(READ_CHUNK, 4 * READ_CHUNK));
+    inbuf.reserve(missing.clamp(READ_MIN, READ_MAX));
 }
 
 /// Moves messages both ways until the peer leaves, breaks a rule or the socket closes.
@@ -550,12 +553,14 @@ async fn traffic(
     let mut pending: Option<Incoming> = None;
     let end = loop {
         if pending.is_none() {
+            let mut decoded = false;
             loop {
                 let event = match decoder.decode(&mut inbuf) {
                     Ok(Some(event)) => event,
                     Ok(None) => break,
                     Err(e) => return e.into(),
                 };
+                decoded = true;
                 match event {
                     Event::Message(payload) => {
                         let message = Incoming {
@@ -589,8 +594,9 @@ async fn traffic(
                     Event::Greeting | Event::Ready { .. } => {}
                 }
             }
-            if inbuf.is_empty() && inbuf.capacity() > 4 * READ_CHUNK {
-                // A large message passed; don't keep its room while the peer idles.
+            if decoded && inbuf.is_empty() {
+                // What is left of the buffer shares its memory with the payloads just handed
+                // over; a fresh small one lets that go when the master is done with them.
                 inbuf = BytesMut::new();
             }
             reserve_for(&decoder, &mut inbuf);
