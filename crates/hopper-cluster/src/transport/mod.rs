@@ -6,9 +6,9 @@
 //! payloads; encoding them is [`crate::wire`]'s job.
 //!
 //! * [`MasterSocket`] binds the ROUTER and hands out an [`Incoming`] stream plus a cloneable
-//!   [`MasterSender`] ([`router`]).
+//!   [`MasterSender`] (`router.rs`).
 //! * [`WorkerSocket`] connects a DEALER with a given identity and splits into a cloneable
-//!   [`WorkerSender`] and a [`WorkerReceiver`] ([`dealer`]). When the master goes away the
+//!   [`WorkerSender`] and a [`WorkerReceiver`] (`dealer.rs`). When the master goes away the
 //!   receiver reports [`TransportError::ConnectionLost`]; the caller then builds a new
 //!   `WorkerSocket` with the same identity (the `zeromq` crate's DEALER never reconnects by
 //!   itself).
@@ -21,7 +21,7 @@
 //! greeting plus a header announcing 4 TiB, abort the process), it has no cap on message
 //! size, and it hands an identity over to a newcomer where libzmq (Locust) keeps the old peer.
 //! Guarding it meant a checking proxy in front of it: three file descriptors and two extra
-//! copies per worker. So the ROUTER side is written here ([`zmtp`] parses, [`router`] serves):
+//! copies per worker. So the ROUTER side is written here (`zmtp.rs` parses, `router.rs` serves):
 //! one connection, one task, one file descriptor per worker, every limit checked on a frame's
 //! header before its body is read. ZeroMQ peers (pyzmq, libzmq, the crate) see an ordinary
 //! ROUTER. The worker side keeps the crate's DEALER: it only talks to a master it was pointed

@@ -7,10 +7,10 @@
 //! holding that identity, which writes it as one frame: a DEALER receives just the payload, as
 //! from libzmq's ROUTER (`[identity, payload]` in, the identity taken off as the address).
 //!
-//! Everything a peer sends goes through [`Decoder`](super::zmtp::Decoder), which checks each
+//! Everything a peer sends goes through `zmtp::Decoder`, which checks each
 //! frame header against the limits before waiting for its body, and buffers only bytes that
 //! have arrived. A peer breaking the rules, or not finishing its handshake within
-//! [`HANDSHAKE_TIMEOUT`](super::HANDSHAKE_TIMEOUT), is disconnected; nobody else notices.
+//! `HANDSHAKE_TIMEOUT`, is disconnected; nobody else notices.
 //!
 //! Identities follow libzmq's ROUTER (`ZMQ_ROUTER_HANDOVER` off): a newcomer announcing an
 //! identity that a live connection holds is refused and the old connection kept; a peer
