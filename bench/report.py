@@ -235,9 +235,8 @@ def render_master(sec: dict) -> list[str]:
         if limit is not None and limit < max(cfg["workers"]):
             lines.append(
                 f"{labels[k]}: {max(cfg['workers']):,} workers do not fit. The open-files hard "
-                f"limit is {cfg['nofile_hard_limit']:,} and Hopper's master holds three "
-                "descriptors per worker (its guarded port forwards each connection to the "
-                f"internal ZeroMQ socket), so the largest N that fits, {limit:,}, was measured "
+                f"limit is {cfg['nofile_hard_limit']:,} and Hopper's master holds a "
+                f"descriptor per worker, so the largest N that fits, {limit:,}, was measured "
                 "instead.")
             lines.append("")
     for n in notes:

@@ -36,10 +36,10 @@ GRACE_S = 45.0
 # Locust's spawn rate for idle users: as fast as one process spawns them without failing
 # requests (each new user connects and makes its first request at once).
 LOCUST_IDLE_RATE = 1000
-# Hopper's master serves each worker through its guarded port: three descriptors per
-# connection, and at most 8,192 connections (crates/hopper-cluster/src/transport.rs).
-HOPPER_MASTER_FDS_PER_WORKER = 3
-HOPPER_MASTER_MAX_CONNECTIONS = 8192
+# Hopper's master holds one descriptor per worker connection, and serves at most 32,768
+# connections (crates/hopper-cluster/src/transport/router.rs).
+HOPPER_MASTER_FDS_PER_WORKER = 1
+HOPPER_MASTER_MAX_CONNECTIONS = 32768
 # How long a master may take to quit its workers and print its summary after SIGTERM.
 MASTER_STOP_GRACE_S = 40.0
 
