@@ -38,6 +38,12 @@ const QUIT_SLACK: Duration = Duration::from_secs(3);
 /// Worker log lines kept per worker for `/logs`.
 const WORKER_LOG_LINES: usize = 500;
 
+/// How long changes from workers' messages gather before the session hears of them. Telling
+/// it walks every worker, and while thousands ramp up, each of their messages changes
+/// something: published at once, that is quadratic in workers (10,000 workers' spawn
+/// messages alone were 10^8 steps). The runner's own state changes are told at once.
+const PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
+
 /// A worker as the master sees it.
 #[derive(Debug, Clone)]
 struct Node {
@@ -94,6 +100,10 @@ struct Shared {
     /// worker keeps reporting while it sleeps out the stop timeout, and those statistics
     /// count (Locust merges them too).
     stopped: BTreeMap<String, Instant>,
+    /// Workers' messages changed what the session shows since it was last told.
+    publish_pending: bool,
+    /// Wakes the publisher task (see [`PUBLISH_INTERVAL`]).
+    publish_due: Arc<tokio::sync::Notify>,
 }
 
 impl Shared {
@@ -117,10 +127,26 @@ impl Shared {
             .sum()
     }
 
-    fn publish(&self) {
+    /// Tells the session the state and users per class now.
+    fn publish(&mut self) {
+        self.publish_pending = false;
         if let Some(observer) = &self.observer {
             observer(self.state, &self.class_counts());
         }
+    }
+
+    /// Notes a change from a worker's message, for the publisher task to tell the session
+    /// within [`PUBLISH_INTERVAL`], together with any others that come meanwhile.
+    fn publish_soon(&mut self) {
+        if !self.publish_pending {
+            self.publish_pending = true;
+            self.publish_due.notify_one();
+        }
+    }
+
+    /// Workers that count (not missing).
+    fn live_count(&self) -> usize {
+        self.nodes.values().filter(|n| n.state.live()).count()
     }
 
     fn live_workers(&self) -> Vec<String> {
@@ -244,6 +270,8 @@ impl MasterRunner {
             class_names: classes.iter().map(|c| c.name().to_string()).collect(),
             worker_logs: BTreeMap::new(),
             stopped: BTreeMap::new(),
+            publish_pending: false,
+            publish_due: Arc::default(),
         }));
         let session = Arc::new(OnceLock::new());
         let handler = MessageHandler {
@@ -255,7 +283,8 @@ impl MasterRunner {
         };
         let tasks = vec![
             tokio::spawn(handler.clone().receive(incoming)),
-            tokio::spawn(handler.check_heartbeats()),
+            tokio::spawn(handler.clone().check_heartbeats()),
+            tokio::spawn(handler.publish_changes()),
         ];
         Ok(MasterRunner {
             shared,
@@ -697,7 +726,7 @@ impl MessageHandler {
             "quit" => {
                 let removed = lock(&self.shared).nodes.remove(id).is_some();
                 if removed {
-                    tracing::info!(target: "hopper.runners", "Worker {id} quit. Remaining workers: {}", lock(&self.shared).live_workers().len());
+                    tracing::info!(target: "hopper.runners", "Worker {id} quit. Remaining workers: {}", lock(&self.shared).live_count());
                     self.after_departure();
                 }
             }
@@ -719,7 +748,7 @@ impl MessageHandler {
         match shared.nodes.get_mut(id) {
             Some(node) => {
                 update(node);
-                shared.publish();
+                shared.publish_soon();
             }
             None => {
                 drop(shared);
@@ -769,8 +798,8 @@ impl MessageHandler {
                     user_count: 0,
                 },
             );
-            shared.publish();
-            (index, shared.live_workers().len())
+            shared.publish_soon();
+            (index, shared.live_count())
         };
         let ack = wire::Ack {
             index,
@@ -802,7 +831,7 @@ impl MessageHandler {
             // Most heartbeats change nothing the session shows; publishing walks every
             // worker, so only a change is worth it (1000 workers beat 1000 times a second).
             if node.state != before {
-                shared.publish();
+                shared.publish_soon();
             }
             was_missing
         };
@@ -877,7 +906,7 @@ impl MessageHandler {
         // Steady reports repeat the same counts: publish (a walk over every worker) only
         // when they moved.
         if changed {
-            shared.publish();
+            shared.publish_soon();
         }
         Some(report.report)
     }
@@ -940,6 +969,9 @@ impl MessageHandler {
     /// Ends the test once a stop-the-test queue is empty and no live worker still holds rows
     /// of it (workers that left took their rows with them: those are lost, never re-issued).
     fn check_feeds(&self) {
+        if lock_feeds(&self.feeds).is_empty() {
+            return;
+        }
         let live: BTreeSet<String> = lock(&self.shared).live_workers().into_iter().collect();
         let mut ended = Vec::new();
         for (name, ledger) in lock_feeds(&self.feeds).iter_mut() {
@@ -961,11 +993,11 @@ impl MessageHandler {
     fn after_departure(&self) {
         self.check_feeds();
         let (running, live) = {
-            let shared = lock(&self.shared);
-            shared.publish();
+            let mut shared = lock(&self.shared);
+            shared.publish_soon();
             (
                 matches!(shared.state, RunnerState::Spawning | RunnerState::Running),
-                shared.live_workers().len(),
+                shared.live_count(),
             )
         };
         if running {
@@ -990,6 +1022,20 @@ impl MessageHandler {
             tokio::spawn(async move {
                 let _ = session.stop().await;
             });
+        }
+    }
+
+    /// Tells the session about changes from workers' messages, at most once per
+    /// [`PUBLISH_INTERVAL`] (see there).
+    async fn publish_changes(self) {
+        let due = lock(&self.shared).publish_due.clone();
+        loop {
+            due.notified().await;
+            tokio::time::sleep(PUBLISH_INTERVAL).await;
+            let mut shared = lock(&self.shared);
+            if shared.publish_pending {
+                shared.publish();
+            }
         }
     }
 
@@ -1023,11 +1069,11 @@ impl MessageHandler {
                     shared.nodes.remove(id);
                 }
                 if !went_missing.is_empty() || !dead.is_empty() {
-                    shared.publish();
+                    shared.publish_soon();
                 }
                 (
                     matches!(shared.state, RunnerState::Spawning | RunnerState::Running),
-                    shared.live_workers().len(),
+                    shared.live_count(),
                 )
             };
             for id in &went_missing {
