@@ -4,8 +4,14 @@
 //! first. [`Signal::Kill`] abandons the running task immediately (its `on_stop` still runs,
 //! as on Locust's `GreenletExit`). Dropping the sender counts as a kill, so a user can never
 //! outlive the runner that owns it.
+//!
+//! Every user holds one of these for its whole life, so the shared part is kept small: the
+//! signal as one atomic byte and one [`Notify`] (one small allocation, about 64 bytes),
+//! rather than a `tokio::sync::watch` channel, whose shared state is several times larger.
 
-use tokio::sync::watch;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use tokio::sync::Notify;
 
 /// The runner's wish for one user, in increasing order of urgency.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -15,44 +21,71 @@ pub enum Signal {
     Kill,
 }
 
-/// The runner's side: one per user.
+impl Signal {
+    fn from_u8(v: u8) -> Signal {
+        match v {
+            0 => Signal::Run,
+            1 => Signal::Stop,
+            _ => Signal::Kill,
+        }
+    }
+}
+
+/// What the runner and the user share.
+#[derive(Debug)]
+struct Shared {
+    signal: AtomicU8,
+    /// Woken (all waiters) whenever the signal is raised.
+    raised: Notify,
+}
+
+/// The runner's side: one per user. Dropping it raises [`Signal::Kill`].
 #[derive(Debug)]
 pub struct ControlHandle {
-    tx: watch::Sender<Signal>,
+    shared: Arc<Shared>,
 }
 
 /// The user's side.
 #[derive(Debug, Clone)]
 pub struct Control {
-    rx: watch::Receiver<Signal>,
+    shared: Arc<Shared>,
 }
 
 /// A linked pair for one new user.
 pub fn control() -> (ControlHandle, Control) {
-    let (tx, rx) = watch::channel(Signal::Run);
-    (ControlHandle { tx }, Control { rx })
+    let shared = Arc::new(Shared {
+        signal: AtomicU8::new(Signal::Run as u8),
+        raised: Notify::new(),
+    });
+    (
+        ControlHandle {
+            shared: shared.clone(),
+        },
+        Control { shared },
+    )
 }
 
 impl ControlHandle {
     /// Raises the signal (never lowers it).
     pub fn send(&self, signal: Signal) {
-        self.tx.send_if_modified(|s| {
-            let raise = signal > *s;
-            if raise {
-                *s = signal;
-            }
-            raise
-        });
+        let previous = self.shared.signal.fetch_max(signal as u8, Ordering::SeqCst);
+        if previous < signal as u8 {
+            self.shared.raised.notify_waiters();
+        }
+    }
+}
+
+impl Drop for ControlHandle {
+    /// A dropped runner reads as a kill.
+    fn drop(&mut self) {
+        self.send(Signal::Kill);
     }
 }
 
 impl Control {
-    /// The current signal (a dropped runner reads as a kill).
+    /// The current signal.
     pub fn signal(&self) -> Signal {
-        if self.rx.has_changed().is_err() {
-            return Signal::Kill;
-        }
-        *self.rx.borrow()
+        Signal::from_u8(self.shared.signal.load(Ordering::SeqCst))
     }
 
     /// True once the user should stop at the next opportunity.
@@ -62,7 +95,15 @@ impl Control {
 
     /// Resolves when the signal reaches `level`.
     pub async fn reached(&mut self, level: Signal) {
-        // An error means the sender is gone: treat as reached.
-        let _ = self.rx.wait_for(|s| *s >= level).await;
+        loop {
+            // Registered before the signal is read, so a raise in between is not missed.
+            let raised = self.shared.raised.notified();
+            tokio::pin!(raised);
+            raised.as_mut().enable();
+            if self.signal() >= level {
+                return;
+            }
+            raised.await;
+        }
     }
 }

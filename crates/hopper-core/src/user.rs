@@ -74,7 +74,10 @@ pub struct UserClass<S> {
     pub(crate) on_start: Option<TaskFn<S>>,
     pub(crate) on_stop: Option<TaskFn<S>>,
     pub(crate) factory: Arc<dyn Fn() -> S + Send + Sync>,
-    pub(crate) client_config: ClientConfig,
+    /// Shared by every user of the class (each client copies it only if it changes it).
+    pub(crate) client_config: Arc<ClientConfig>,
+    /// The name once more, shared by every user of the class (`User::class_name`).
+    pub(crate) shared_name: Arc<str>,
 }
 
 impl<S> Clone for UserClass<S> {
@@ -90,6 +93,7 @@ impl<S> Clone for UserClass<S> {
             on_stop: self.on_stop.clone(),
             factory: self.factory.clone(),
             client_config: self.client_config.clone(),
+            shared_name: self.shared_name.clone(),
         }
     }
 }
@@ -100,6 +104,7 @@ impl<S: Send + 'static> UserClass<S> {
     pub fn new(name: impl Into<String>, state: impl Fn() -> S + Send + Sync + 'static) -> Self {
         let name = name.into();
         UserClass {
+            shared_name: Arc::from(name.as_str()),
             tasks: TaskSet::new(name.clone()),
             name,
             weight: 1.0,
@@ -109,7 +114,7 @@ impl<S: Send + 'static> UserClass<S> {
             on_start: None,
             on_stop: None,
             factory: Arc::new(state),
-            client_config: ClientConfig::default(),
+            client_config: Arc::default(),
         }
     }
 
@@ -165,7 +170,7 @@ impl<S: Send + 'static> UserClass<S> {
 
     /// Adjusts every user's HTTP client settings (timeout, default headers, redirects).
     pub fn client_config(mut self, f: impl FnOnce(&mut ClientConfig)) -> Self {
-        f(&mut self.client_config);
+        f(Arc::make_mut(&mut self.client_config));
         self
     }
 }
@@ -238,13 +243,11 @@ impl<S: Send + 'static> AnyUserClass for UserClass<S> {
             .host_override
             .clone()
             .or_else(|| self.host.as_deref().map(Arc::from));
-        let mut client = HttpClient::new(host.as_deref());
-        client.config = self.client_config.clone();
         let user = User {
-            client,
+            client: HttpClient::with_config(host.as_deref(), self.client_config.clone()),
             state: (self.factory)(),
             id: spawn.id,
-            class_name: Arc::from(self.name.as_str()),
+            class_name: self.shared_name.clone(),
             host,
             rng: fastrand::Rng::with_seed(spawn.seed),
         };

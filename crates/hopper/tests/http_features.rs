@@ -289,7 +289,7 @@ fn http_targets_go_through_the_proxy_in_absolute_form_on_one_connection() {
         assert_eq!(r.status(), 407);
 
         // The target served what went through the proxy, and nothing else.
-        c.config.proxy = None;
+        c.config_mut().proxy = None;
         let counted = c.get("/__counters").send().await;
         assert_eq!(counted.json_field("/total").unwrap(), 4);
         assert_eq!(counted.json_field("/upload_bytes").unwrap(), 12);
@@ -368,7 +368,7 @@ fn proxy_failures_are_recorded_with_clear_texts() {
         let r = c.get("/fast").name("/proxy-socks").send().await;
         assert_eq!(r.status(), 0);
         // And back to a direct connection.
-        c.config.proxy = None;
+        c.config_mut().proxy = None;
         assert_eq!(
             c.get("/fast").name("/proxy-none").send().await.status(),
             200
