@@ -35,6 +35,9 @@ const STOP_CONFIRM_SLACK: Duration = Duration::from_secs(10);
 const STOPPED_REPORTS_ACCEPTED: Duration = Duration::from_secs(120);
 /// How long the master waits for workers to confirm a quit, beyond the stop timeout.
 const QUIT_SLACK: Duration = Duration::from_secs(3);
+/// The longest the master waits for quit confirmations that keep coming, beyond the stop
+/// timeout.
+const QUIT_SLACK_MAX: Duration = Duration::from_secs(30);
 /// Worker log lines kept per worker for `/logs`.
 const WORKER_LOG_LINES: usize = 500;
 
@@ -325,12 +328,20 @@ impl MasterRunner {
         for id in &ids {
             send(&self.sender, "quit", Value::Nil, id);
         }
-        let until = Instant::now() + self.options.stop_timeout + QUIT_SLACK;
-        let live = |shared: &Shared| shared.nodes.values().filter(|n| n.state.live()).count();
-        while Instant::now() < until && live(&lock(&self.shared)) > 0 {
+        // Thousands of workers take a while to confirm: the wait goes on while confirmations
+        // keep coming (each extends it by QUIT_SLACK), up to QUIT_SLACK_MAX in all.
+        let started = Instant::now();
+        let cap = started + self.options.stop_timeout + QUIT_SLACK_MAX;
+        let mut until = started + self.options.stop_timeout + QUIT_SLACK;
+        let mut left = lock(&self.shared).live_count();
+        while Instant::now() < until && left > 0 {
             tokio::time::sleep(Duration::from_millis(20)).await;
+            let now_left = lock(&self.shared).live_count();
+            if now_left < left {
+                until = until.max((Instant::now() + QUIT_SLACK).min(cap));
+            }
+            left = now_left;
         }
-        let left = live(&lock(&self.shared));
         if left > 0 {
             tracing::warn!(target: "hopper.runners", "{left} workers did not confirm the quit; their last statistics may be missing");
         }
