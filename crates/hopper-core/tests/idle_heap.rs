@@ -8,6 +8,8 @@
 //! handle and the parked socket's entry. Only allocations made and freed on the users'
 //! own thread are counted; the server runs on another.
 
+mod common;
+
 use hopper_core::control::{control, Signal};
 use hopper_core::user::SpawnUser;
 use hopper_core::{constant, task, AnyUserClass, TaskResult, User, UserClass};
@@ -16,8 +18,6 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 /// The system allocator, counting the live bytes of the threads that ask for it.
 struct Counting;
@@ -61,46 +61,6 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-/// A keep-alive HTTP/1.1 server on its own thread answering every request with 200 "ok";
-/// returns its port and the number of requests it answered.
-fn start_server() -> (u16, Arc<AtomicUsize>) {
-    let answered = Arc::new(AtomicUsize::new(0));
-    let counter = answered.clone();
-    let (port_tx, port_rx) = std::sync::mpsc::channel();
-    // Detached: it serves until the test process ends.
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            port_tx.send(listener.local_addr().unwrap().port()).unwrap();
-            while let Ok((mut tcp, _)) = listener.accept().await {
-                let counter = counter.clone();
-                tokio::spawn(async move {
-                    let mut head = Vec::new();
-                    let mut buf = [0u8; 1024];
-                    while let Ok(n @ 1..) = tcp.read(&mut buf).await {
-                        head.extend_from_slice(&buf[..n]);
-                        while let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
-                            head.drain(..end + 4);
-                            // Counted before the answer leaves, so that a user's request is
-                            // counted by the time its response arrives.
-                            counter.fetch_add(1, Ordering::SeqCst);
-                            let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
-                            if tcp.write_all(answer).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                });
-            }
-        });
-    });
-    (port_rx.recv().expect("the server started"), answered)
-}
-
 #[derive(Default)]
 struct Idle;
 
@@ -121,7 +81,7 @@ const MAX_HEAP_PER_IDLE_USER: isize = 2048;
 
 #[test]
 fn an_idle_user_with_a_parked_connection_keeps_little_heap() {
-    let (port, answered) = start_server();
+    let (port, server) = common::start_server();
     let class: Arc<dyn AnyUserClass> = Arc::new(
         UserClass::new("Idle", Idle::default)
             .host(format!("http://127.0.0.1:{port}"))
@@ -149,13 +109,13 @@ fn an_idle_user_with_a_parked_connection_keeps_little_heap() {
             joins.push(tokio::spawn(user));
         };
         spawn(0);
-        settle(&answered, 1).await;
+        settle(&server.requests, 1).await;
         COUNTED.with(|c| c.set(true));
         let before = LIVE.load(Ordering::Relaxed);
         for id in 1..=USERS as u64 {
             spawn(id);
         }
-        settle(&answered, USERS + 1).await;
+        settle(&server.requests, USERS + 1).await;
         let per_user = (LIVE.load(Ordering::Relaxed) - before) / USERS as isize;
         COUNTED.with(|c| c.set(false));
         assert!(

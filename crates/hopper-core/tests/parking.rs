@@ -5,15 +5,15 @@
 //! a single-threaded runtime, so the only tasks on the user's runtime are its connections':
 //! one while the connection is live, none while it is parked.
 
+mod common;
+
 use hopper_core::control::control;
 use hopper_core::user::SpawnUser;
 use hopper_core::{constant, stop_user, task, AnyUserClass, TaskResult, User, UserClass};
 use hopper_http::HttpClient;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
 /// What the user saw on each task: connection tasks alive before its request, the status,
 /// and connection tasks alive after it.
@@ -42,47 +42,10 @@ async fn fetch(user: &mut User<Seen>) -> TaskResult {
     Ok(())
 }
 
-/// A keep-alive HTTP/1.1 server on its own thread answering every `GET` with 200 "ok";
-/// returns its port and the number of connections it accepted.
-fn start_server() -> (u16, Arc<AtomicUsize>) {
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let counter = accepted.clone();
-    let (port_tx, port_rx) = std::sync::mpsc::channel();
-    // Detached: it serves until the test process ends.
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            port_tx.send(listener.local_addr().unwrap().port()).unwrap();
-            while let Ok((mut tcp, _)) = listener.accept().await {
-                counter.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(async move {
-                    let mut head = Vec::new();
-                    let mut buf = [0u8; 1024];
-                    while let Ok(n @ 1..) = tcp.read(&mut buf).await {
-                        head.extend_from_slice(&buf[..n]);
-                        while let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
-                            head.drain(..end + 4);
-                            let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
-                            if tcp.write_all(answer).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
-                });
-            }
-        });
-    });
-    (port_rx.recv().expect("the server started"), accepted)
-}
-
 /// Runs one user that waits `wait` seconds between its requests until it has made
 /// [`REQUESTS`]; returns what it saw and how many connections the server accepted.
 fn run_user(wait: f64) -> (Vec<(usize, u16, usize)>, usize) {
-    let (port, accepted) = start_server();
+    let (port, server) = common::start_server();
     let seen = Seen::default();
     let state = seen.clone();
     let class: Arc<dyn AnyUserClass> = Arc::new(
@@ -109,7 +72,7 @@ fn run_user(wait: f64) -> (Vec<(usize, u16, usize)>, usize) {
         drop(handle);
     });
     let steps = seen.steps.lock().unwrap().clone();
-    (steps, accepted.load(Ordering::SeqCst))
+    (steps, server.connections.load(Ordering::SeqCst))
 }
 
 #[test]

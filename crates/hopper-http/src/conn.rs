@@ -125,7 +125,11 @@ impl Connections {
         let mut retry = true;
         loop {
             // A request that failed unsent on a kept connection goes out on a new one.
-            let kept = if retry { self.kept(target, proxy).await } else { None };
+            let kept = if retry {
+                self.kept(target, proxy).await
+            } else {
+                None
+            };
             let fresh = kept.is_none();
             let i = match kept {
                 Some(i) => i,

@@ -58,7 +58,11 @@ fn hyper_baseline_reports_what_the_target_served() {
     let target = Target::start();
     let dir = TempDir::new("hyper-baseline");
     let url = format!("{}/fast", target.url());
-    let out = run_in(&example_bin("hyper_baseline"), dir.path(), &[&url, "4", "1"]);
+    let out = run_in(
+        &example_bin("hyper_baseline"),
+        dir.path(),
+        &[&url, "4", "1"],
+    );
     out.assert_code(0);
     let line = out.stdout.lines().last().unwrap_or_default();
     let report: serde_json::Value = serde_json::from_str(line).expect(&out.dump());
@@ -66,7 +70,11 @@ fn hyper_baseline_reports_what_the_target_served() {
     assert!(requests > 0, "{}", out.dump());
     assert_eq!(report["failures"], 0, "{}", out.dump());
     for q in ["p50_ms", "p90_ms", "p99_ms"] {
-        assert!(report[q].as_f64().is_some_and(|v| v > 0.0), "{q}: {}", out.dump());
+        assert!(
+            report[q].as_f64().is_some_and(|v| v > 0.0),
+            "{q}: {}",
+            out.dump()
+        );
     }
     let counters = target.finish();
     assert_eq!(
@@ -76,9 +84,17 @@ fn hyper_baseline_reports_what_the_target_served() {
         out.dump()
     );
     // Bad arguments: a usage line and exit code 2, not a panic.
-    let bad = run_in(&example_bin("hyper_baseline"), dir.path(), &["/fast", "x", "1"]);
+    let bad = run_in(
+        &example_bin("hyper_baseline"),
+        dir.path(),
+        &["/fast", "x", "1"],
+    );
     bad.assert_code(2);
-    assert!(bad.stderr.contains("usage: hyper_baseline"), "{}", bad.dump());
+    assert!(
+        bad.stderr.contains("usage: hyper_baseline"),
+        "{}",
+        bad.dump()
+    );
 }
 
 /// The body of a one-shot HTTP/1.1 request to 127.0.0.1.

@@ -11,6 +11,7 @@ use tokio::time::timeout;
 use zeromq::{DealerSocket, Socket, SocketOptions, SocketSend, ZmqMessage};
 
 use super::router::{self, INCOMING_CAPACITY};
+use super::zmtp::tests::ready_body;
 use super::zmtp::{self, FLAG_COMMAND, FLAG_LONG};
 use super::*;
 
@@ -73,18 +74,6 @@ fn ready_command(identity: &[u8]) -> Vec<u8> {
         (b"Socket-Type", b"DEALER"),
         (b"Identity", identity),
     ]))
-}
-
-fn ready_body(properties: &[(&[u8], &[u8])]) -> Vec<u8> {
-    let mut body = vec![5u8];
-    body.extend_from_slice(b"READY");
-    for (name, value) in properties {
-        body.push(name.len() as u8);
-        body.extend_from_slice(name);
-        body.extend_from_slice(&(value.len() as u32).to_be_bytes());
-        body.extend_from_slice(value);
-    }
-    body
 }
 
 fn command_frame(body: &[u8]) -> Vec<u8> {

@@ -376,7 +376,7 @@ fn parse_ready(body: &Bytes) -> Result<(Bytes, Bytes), String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn greeting_of(major: u8, mechanism: &[u8]) -> Vec<u8> {
@@ -387,7 +387,9 @@ mod tests {
         g
     }
 
-    fn ready_body(properties: &[(&[u8], &[u8])]) -> Vec<u8> {
+    /// The body of a READY command with these properties (the transport's tests build
+    /// peers' handshakes with it too).
+    pub(crate) fn ready_body(properties: &[(&[u8], &[u8])]) -> Vec<u8> {
         let mut body = vec![5u8];
         body.extend_from_slice(b"READY");
         for (name, value) in properties {
