@@ -65,8 +65,11 @@ fn hyper_baseline_reports_what_the_target_served() {
     );
     out.assert_code(0);
     let line = out.stdout.lines().last().unwrap_or_default();
-    let report: serde_json::Value = serde_json::from_str(line).expect(&out.dump());
-    let requests = report["requests"].as_u64().expect(&out.dump());
+    let report: serde_json::Value =
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {}", out.dump()));
+    let requests = report["requests"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no request count: {}", out.dump()));
     assert!(requests > 0, "{}", out.dump());
     assert_eq!(report["failures"], 0, "{}", out.dump());
     for q in ["p50_ms", "p90_ms", "p99_ms"] {
