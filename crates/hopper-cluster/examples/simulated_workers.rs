@@ -446,9 +446,9 @@ async fn worker(
         }
         End::Lost => add(&counters.lost, 1),
     }
-    tx.close();
-    // Give the socket task a moment to hand the last messages over.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The last report and quit count as sent: wait until they are written (the master may
+    // be reading late), up to a bound.
+    tx.close_and_wait(Duration::from_secs(10)).await;
 }
 
 /// Raises the soft limit of open files to the hard limit: each worker holds one socket.

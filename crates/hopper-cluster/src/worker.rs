@@ -41,6 +41,9 @@ const MASTER_SILENCE_RECONNECT: Duration = Duration::from_secs(5);
 const MAX_STOP_TIMEOUT: Duration = Duration::from_secs(86_400);
 /// Task exceptions sent per report at most (one message per occurrence, as in Locust).
 const MAX_EXCEPTION_MESSAGES: u64 = 100;
+/// How long a quitting worker waits for its last report and `quit` to be written to the
+/// master's connection (a master slowed by thousands of workers reads late).
+const LAST_MESSAGES_WAIT: Duration = Duration::from_secs(5);
 
 /// How to reach the master.
 #[derive(Debug, Clone)]
@@ -354,7 +357,7 @@ impl Worker {
                     runner.stop().await;
                     self.report(runner, tx).await;
                     self.send(tx, "quit", Value::Nil);
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    tx.close_and_wait(LAST_MESSAGES_WAIT).await;
                     return Ended::Quit;
                 }
                 received = rx.recv() => {
@@ -390,8 +393,7 @@ impl Worker {
                             runner.stop().await;
                             self.report(runner, tx).await;
                             self.send(tx, "quit", Value::Nil);
-                            // Let the socket flush the last messages before it closes.
-                            tokio::time::sleep(Duration::from_millis(200)).await;
+                            tx.close_and_wait(LAST_MESSAGES_WAIT).await;
                             return Ended::Quit;
                         }
                         "reconnect" => return Ended::Lost("the master asked for a reconnect".into()),
@@ -475,7 +477,7 @@ impl Worker {
             tracing::info!(target: "hopper.worker", "Got quit message from master, shutting down...");
             self.report(runner, tx).await;
             self.send(tx, "quit", Value::Nil);
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tx.close_and_wait(LAST_MESSAGES_WAIT).await;
             return Some(Ended::Quit);
         }
         None

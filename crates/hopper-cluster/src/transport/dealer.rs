@@ -52,6 +52,19 @@ impl WorkerSender {
         let _ = self.commands.send(WorkerCommand::Close);
     }
 
+    /// Closes the socket like [`WorkerSender::close`] and waits, at most `limit`, until the
+    /// messages queued before it are written to the connection (or the connection is gone):
+    /// a worker's last report and `quit` must leave before its process does. False when
+    /// `limit` ran out first.
+    pub async fn close_and_wait(&self, limit: Duration) -> bool {
+        self.close();
+        // The socket task drops its end of the command channel when it ends, after the
+        // queued messages went out and the socket was dropped.
+        tokio::time::timeout(limit, self.commands.closed())
+            .await
+            .is_ok()
+    }
+
     /// Whether the socket task has ended (connection lost or closed).
     pub fn is_closed(&self) -> bool {
         self.commands.is_closed()
