@@ -110,11 +110,16 @@ struct Shared {
 }
 
 impl Shared {
+    /// The workers that count (not missing), with their ids.
+    fn live_nodes(&self) -> impl Iterator<Item = (&String, &Node)> {
+        self.nodes.iter().filter(|(_, n)| n.state.live())
+    }
+
     /// Users per class over the workers that count (not missing).
     fn class_counts(&self) -> BTreeMap<String, usize> {
         let mut counts: BTreeMap<String, usize> =
             self.class_names.iter().map(|c| (c.clone(), 0)).collect();
-        for node in self.nodes.values().filter(|n| n.state.live()) {
+        for (_, node) in self.live_nodes() {
             for (class, n) in &node.user_classes_count {
                 *counts.entry(class.clone()).or_default() += *n as usize;
             }
@@ -123,11 +128,7 @@ impl Shared {
     }
 
     fn user_count(&self) -> u64 {
-        self.nodes
-            .values()
-            .filter(|n| n.state.live())
-            .map(|n| n.user_count)
-            .sum()
+        self.live_nodes().map(|(_, n)| n.user_count).sum()
     }
 
     /// Tells the session the state and users per class now.
@@ -149,15 +150,11 @@ impl Shared {
 
     /// Workers that count (not missing).
     fn live_count(&self) -> usize {
-        self.nodes.values().filter(|n| n.state.live()).count()
+        self.live_nodes().count()
     }
 
     fn live_workers(&self) -> Vec<String> {
-        self.nodes
-            .iter()
-            .filter(|(_, n)| n.state.live())
-            .map(|(id, _)| id.clone())
-            .collect()
+        self.live_nodes().map(|(id, _)| id.clone()).collect()
     }
 }
 

@@ -355,9 +355,7 @@ impl Worker {
                 _ = shutdown.changed() => {
                     tracing::info!(target: "hopper.worker", "Shutting down: stopping the users and sending the last statistics to the master");
                     runner.stop().await;
-                    self.report(runner, tx).await;
-                    self.send(tx, "quit", Value::Nil);
-                    tx.close_and_wait(LAST_MESSAGES_WAIT).await;
+                    self.say_goodbye(runner, tx).await;
                     return Ended::Quit;
                 }
                 received = rx.recv() => {
@@ -391,9 +389,7 @@ impl Worker {
                         "quit" => {
                             tracing::info!(target: "hopper.worker", "Got quit message from master, shutting down...");
                             runner.stop().await;
-                            self.report(runner, tx).await;
-                            self.send(tx, "quit", Value::Nil);
-                            tx.close_and_wait(LAST_MESSAGES_WAIT).await;
+                            self.say_goodbye(runner, tx).await;
                             return Ended::Quit;
                         }
                         "reconnect" => return Ended::Lost("the master asked for a reconnect".into()),
@@ -475,9 +471,7 @@ impl Worker {
         }
         if quit {
             tracing::info!(target: "hopper.worker", "Got quit message from master, shutting down...");
-            self.report(runner, tx).await;
-            self.send(tx, "quit", Value::Nil);
-            tx.close_and_wait(LAST_MESSAGES_WAIT).await;
+            self.say_goodbye(runner, tx).await;
             return Some(Ended::Quit);
         }
         None
@@ -534,6 +528,16 @@ impl Worker {
 
     /// Sends the statistics recorded since the last report (every report is a delta), and
     /// one `exception` message per new task exception.
+    /// A quitting worker's last words: its final statistics, then `quit`, both written to the
+    /// master's connection before the socket closes (up to [`LAST_MESSAGES_WAIT`]).
+    async fn say_goodbye(&mut self, runner: &mut LocalRunner, tx: &WorkerSender) {
+        self.report(runner, tx).await;
+        self.send(tx, "quit", Value::Nil);
+        if !tx.close_and_wait(LAST_MESSAGES_WAIT).await {
+            tracing::warn!(target: "hopper.worker", "The last statistics may not have reached the master: the connection did not take them within {} s", LAST_MESSAGES_WAIT.as_secs());
+        }
+    }
+
     async fn report(&mut self, runner: &mut LocalRunner, tx: &WorkerSender) {
         let _ =
             tokio::task::spawn_blocking(|| hopper_stats::global().sync(Duration::from_millis(200)))
