@@ -53,9 +53,10 @@ impl WorkerSender {
     }
 
     /// Closes the socket like [`WorkerSender::close`] and waits, at most `limit`, until the
-    /// messages queued before it are written to the connection (or the connection is gone):
-    /// a worker's last report and `quit` must leave before its process does. False when
-    /// `limit` ran out first.
+    /// socket task has handed the messages queued before it to the socket and ended (or the
+    /// connection is gone). The `zeromq` crate may still be writing them in the background
+    /// then, so a process that must be sure of its last messages keeps running a moment
+    /// longer. False when `limit` ran out first.
     pub async fn close_and_wait(&self, limit: Duration) -> bool {
         self.close();
         // The socket task drops its end of the command channel when it ends, after the
