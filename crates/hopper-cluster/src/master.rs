@@ -12,16 +12,11 @@ use hopper_core::dispatch::{UserClassSpec, UsersDispatcher};
 use hopper_core::events::{self, environment, events, SpawningComplete, WorkerReport};
 use hopper_core::{AnyUserClass, Runner, RunnerObserver, RunnerState, SessionHandle};
 use hopper_stats::web_json::WorkerRow;
-use hopper_stats::StatsEntry;
 use rmpv::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 use tokio::time::Instant;
-
-/// Report entries the master keeps for reading the next reports into (about 1 KB each with
-/// their buffers): a few reports' worth at 100 names.
-const SPARE_CARRIERS: usize = 1024;
 
 /// Heartbeats a worker may miss before it is marked missing (Locust's HEARTBEAT_LIVENESS).
 const HEARTBEAT_LIVENESS: i32 = 3;
@@ -626,23 +621,19 @@ struct FeedLedger {
 
 impl MessageHandler {
     async fn receive(self, mut incoming: tokio::sync::mpsc::Receiver<Incoming>) {
-        // The entries of merged reports, reused for reading the next ones.
-        let mut spare: Vec<StatsEntry> = Vec::new();
+        // Reports are read into one set of buffers, reused for the next report.
+        let mut flat = wire::FlatReport::default();
         while let Some(Incoming { identity, payload }) = incoming.recv().await {
             // Reports and heartbeats are nearly all the traffic: read them straight from the
             // bytes; anything else, or anything unusual, takes the reference path.
             let now = hopper_stats::now_epoch();
-            match wire::decode_hot_reusing(&payload, now, &mut spare) {
-                Some(wire::HotMessage::Stats { node_id, report }) => {
+            match wire::read_hot(&payload, now, &mut flat) {
+                Some(wire::HotRead::Stats { node_id }) => {
                     self.check_node_id(&identity, &node_id);
-                    if let Some(used) = self.stats(&identity, Ok(*report)) {
-                        // Bounded: a burst of huge reports does not stay in memory.
-                        let room = SPARE_CARRIERS.saturating_sub(spare.len());
-                        spare.extend(used.stats.into_iter().chain([used.stats_total]).take(room));
-                    }
+                    self.stats_read(&identity, &mut flat);
                     continue;
                 }
-                Some(wire::HotMessage::Heartbeat { node_id, beat }) => {
+                Some(wire::HotRead::Heartbeat { node_id, beat }) => {
                     self.check_node_id(&identity, &node_id);
                     self.heartbeat(&identity, Ok(beat));
                     continue;
@@ -851,27 +842,15 @@ impl MessageHandler {
     }
 
     /// Merges a report; returns its entries once merged, for reuse.
-    fn stats(
-        &self,
-        id: &str,
-        report: Result<wire::StatsReport, wire::WireError>,
-    ) -> Option<hopper_stats::WorkerReport> {
-        let accepted = {
-            let mut shared = lock(&self.shared);
-            shared
-                .stopped
-                .retain(|_, at| at.elapsed() < STOPPED_REPORTS_ACCEPTED);
-            shared.nodes.contains_key(id) || shared.stopped.contains_key(id)
-        };
-        if !accepted {
-            tracing::warn!(target: "hopper.runners", "Discarded a stats report from unrecognized worker {} (it has not sent client_ready)", clip(id));
-            return None;
+    fn stats(&self, id: &str, report: Result<wire::StatsReport, wire::WireError>) {
+        if !self.accepts_report(id) {
+            return;
         }
-        let report = match report {
+        let mut report = match report {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(target: "hopper.runners", "Dropped a stats report from {} that could not be read: {e}", clip(id));
-                return None;
+                return;
             }
         };
         // A Locust worker sends only the rounded buckets: the precise histograms get their
@@ -888,12 +867,60 @@ impl MessageHandler {
                     report.record_hdr(i, merged);
                 }
             });
+        let user_count = report.user_count;
+        self.after_report(
+            id,
+            &report.extra,
+            &mut report.user_classes_count,
+            user_count,
+        );
+    }
+
+    /// [`MessageHandler::stats`] for a report read by the fast path: merged straight from
+    /// its buffers.
+    fn stats_read(&self, id: &str, report: &mut wire::FlatReport) {
+        if !self.accepts_report(id) {
+            return;
+        }
+        report.merge_into(&mut hopper_stats::global().lock());
+        let user_count = report.user_count;
+        self.after_report(
+            id,
+            &report.extra,
+            &mut report.user_classes_count,
+            user_count,
+        );
+    }
+
+    /// Whether a report from `id` counts: from a known worker, or one that stopped lately.
+    fn accepts_report(&self, id: &str) -> bool {
+        let accepted = {
+            let mut shared = lock(&self.shared);
+            shared
+                .stopped
+                .retain(|_, at| at.elapsed() < STOPPED_REPORTS_ACCEPTED);
+            shared.nodes.contains_key(id) || shared.stopped.contains_key(id)
+        };
+        if !accepted {
+            tracing::warn!(target: "hopper.runners", "Discarded a stats report from unrecognized worker {} (it has not sent client_ready)", clip(id));
+        }
+        accepted
+    }
+
+    /// What follows a merged report: the `worker_report` event with the report's custom
+    /// keys, and the worker's user counts (taken from `user_classes_count` when they moved).
+    fn after_report(
+        &self,
+        id: &str,
+        extra: &[(String, Value)],
+        user_classes_count: &mut BTreeMap<String, u64>,
+        user_count: u64,
+    ) {
         let worker_report = &events().worker_report;
         if worker_report.has_listeners() {
             worker_report.fire(&WorkerReport {
                 client_id: id.to_string(),
-                data: report
-                    .extra
+                data: extra
                     .iter()
                     .map(|(k, v)| (k.clone(), wire::to_json(v)))
                     .collect(),
@@ -902,11 +929,11 @@ impl MessageHandler {
         let mut shared = lock(&self.shared);
         let changed = match shared.nodes.get_mut(id) {
             Some(node)
-                if node.user_classes_count != report.user_classes_count
-                    || node.user_count != report.user_count =>
+                if node.user_classes_count != *user_classes_count
+                    || node.user_count != user_count =>
             {
-                node.user_classes_count = report.user_classes_count;
-                node.user_count = report.user_count;
+                node.user_classes_count = std::mem::take(user_classes_count);
+                node.user_count = user_count;
                 true
             }
             _ => false,
@@ -916,7 +943,6 @@ impl MessageHandler {
         if changed {
             shared.publish_soon();
         }
-        Some(report.report)
     }
 
     /// A worker leases rows of a queue feeder: the next ones of the master's copy, each

@@ -41,7 +41,7 @@ pub use control::{
     SpawningComplete, VersionMatch, PROTOCOL_VERSION, WORKER_VERSION,
 };
 pub use error::WireError;
-pub use fast::{decode_hot, decode_hot_at, decode_hot_reusing, HotMessage};
+pub use fast::{decode_hot, decode_hot_at, read_hot, FlatReport, HotMessage, HotRead};
 pub use feed::{FeedLease, FeedRows, FEED_LEASE, FEED_ROWS};
 pub use hdr::{
     approximate_hdr_from_buckets, record_buckets, record_samples, HdrPayload, HdrSamples,

@@ -169,6 +169,54 @@ pub struct StatsEntry {
     pub creation_order: u64,
 }
 
+/// An entry's counters and extremes: what [`StatsEntry::extend`] merges besides its
+/// histograms and per-second counts. A master that reads a worker's report straight from its
+/// bytes merges it with [`StatsEntry::extend_parts`] from these and borrowed counts, without
+/// building a [`StatsEntry`] per report entry.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct EntryFigures {
+    /// See [`StatsEntry::num_requests`].
+    pub num_requests: u64,
+    /// See [`StatsEntry::num_none_requests`].
+    pub num_none_requests: u64,
+    /// See [`StatsEntry::num_failures`].
+    pub num_failures: u64,
+    /// See [`StatsEntry::total_response_time`].
+    pub total_response_time: f64,
+    /// See [`StatsEntry::min_response_time`].
+    pub min_response_time: Option<f64>,
+    /// See [`StatsEntry::max_response_time`].
+    pub max_response_time: f64,
+    /// See [`StatsEntry::total_content_length`].
+    pub total_content_length: u64,
+    /// See [`StatsEntry::start_time`].
+    pub start_time: f64,
+    /// See [`StatsEntry::last_request_timestamp`].
+    pub last_request_timestamp: Option<f64>,
+}
+
+impl EntryFigures {
+    /// Zero counts, started at `start_time`: what an entry without any figures has.
+    pub fn empty(start_time: f64) -> Self {
+        EntryFigures {
+            num_requests: 0,
+            num_none_requests: 0,
+            num_failures: 0,
+            total_response_time: 0.0,
+            min_response_time: None,
+            max_response_time: 0.0,
+            total_content_length: 0,
+            start_time,
+            last_request_timestamp: None,
+        }
+    }
+
+    /// Requests with a response time (see [`StatsEntry::num_timed_requests`]).
+    pub fn num_timed_requests(&self) -> u64 {
+        self.num_requests.saturating_sub(self.num_none_requests)
+    }
+}
+
 /// A process-wide increasing number, so rows created later sort after rows created earlier
 /// (Python dicts keep insertion order; Hopper's maps are sorted by key instead).
 pub fn next_creation_order() -> u64 {
@@ -260,56 +308,6 @@ impl StatsEntry {
     /// thousands of these a second.
     pub fn new_carrier(name: &str, method: &str, now: f64) -> Self {
         StatsEntry::new_bare(name, method, now)
-    }
-
-    /// Turns a carrier whose figures were used into what `new_carrier("", "", now)` gives,
-    /// keeping its allocations (the name's and method's buffers, the placeholder histogram):
-    /// a master reading reports into recycled carriers allocates far less per entry.
-    pub fn recycle_carrier(&mut self, now: f64) {
-        // Destructured so that a new field cannot be forgotten here.
-        let StatsEntry {
-            name,
-            method,
-            num_requests,
-            num_none_requests,
-            num_failures,
-            total_response_time,
-            min_response_time,
-            max_response_time,
-            response_times,
-            num_reqs_per_sec,
-            num_fail_per_sec,
-            total_content_length,
-            start_time,
-            last_request_timestamp,
-            hdr,
-            use_response_times_cache,
-            response_times_cache,
-            creation_order,
-        } = self;
-        name.clear();
-        method.clear();
-        *num_requests = 0;
-        *num_none_requests = 0;
-        *num_failures = 0;
-        *total_response_time = 0.0;
-        *min_response_time = None;
-        *max_response_time = 0.0;
-        response_times.clear();
-        num_reqs_per_sec.clear();
-        num_fail_per_sec.clear();
-        *total_content_length = 0;
-        *start_time = now;
-        *last_request_timestamp = None;
-        let placeholder = hdr.sigfig() == 1 && hdr.low() == 1 && hdr.high() == 2;
-        if placeholder {
-            hdr.reset();
-        } else {
-            *hdr = placeholder_hdr();
-        }
-        *use_response_times_cache = false;
-        response_times_cache.clear();
-        *creation_order = next_creation_order();
     }
 
     /// Zero figures, no cache, a placeholder histogram.
@@ -556,6 +554,29 @@ impl StatsEntry {
     /// maxes, earliest start, latest last request. With the cache on, a snapshot is taken when
     /// the merged last request enters a new second.
     pub fn extend(&mut self, other: &StatsEntry) {
+        // Only fails if the counts array cannot be indexed by usize; the HDR view is advisory.
+        // An empty one (a carrier's placeholder) adds nothing, and walking it costs.
+        if !other.hdr.is_empty() {
+            let _ = self.hdr.add(&other.hdr);
+        }
+        self.extend_parts(
+            &other.figures(),
+            pairs(&other.response_times),
+            pairs(&other.num_reqs_per_sec),
+            pairs(&other.num_fail_per_sec),
+        );
+    }
+
+    /// [`StatsEntry::extend`] from an entry's parts, the HDR histogram aside: its figures,
+    /// rounded-millisecond buckets and per-second requests and failures as `(key, count)`
+    /// pairs (any order; a key given twice counts twice).
+    pub fn extend_parts(
+        &mut self,
+        other: &EntryFigures,
+        response_times: impl IntoIterator<Item = (u64, u64)>,
+        num_reqs_per_sec: impl IntoIterator<Item = (i64, u64)>,
+        num_fail_per_sec: impl IntoIterator<Item = (i64, u64)>,
+    ) {
         let old_last = self.last_request_timestamp;
         self.last_request_timestamp =
             match (self.last_request_timestamp, other.last_request_timestamp) {
@@ -573,15 +594,38 @@ impl StatsEntry {
             (a, b) => a.or(b),
         };
         self.total_content_length += other.total_content_length;
-        add_maps(&mut self.response_times, &other.response_times);
-        add_maps(&mut self.num_reqs_per_sec, &other.num_reqs_per_sec);
-        add_maps(&mut self.num_fail_per_sec, &other.num_fail_per_sec);
-        // Only fails if the counts array cannot be indexed by usize; the HDR view is advisory.
-        // An empty one (a carrier's placeholder) adds nothing, and walking it costs.
-        if !other.hdr.is_empty() {
-            let _ = self.hdr.add(&other.hdr);
-        }
+        add_pairs(&mut self.response_times, response_times);
+        add_pairs(&mut self.num_reqs_per_sec, num_reqs_per_sec);
+        add_pairs(&mut self.num_fail_per_sec, num_fail_per_sec);
         self.cache_after_merge(old_last);
+    }
+
+    /// The entry's counters and extremes.
+    pub fn figures(&self) -> EntryFigures {
+        EntryFigures {
+            num_requests: self.num_requests,
+            num_none_requests: self.num_none_requests,
+            num_failures: self.num_failures,
+            total_response_time: self.total_response_time,
+            min_response_time: self.min_response_time,
+            max_response_time: self.max_response_time,
+            total_content_length: self.total_content_length,
+            start_time: self.start_time,
+            last_request_timestamp: self.last_request_timestamp,
+        }
+    }
+
+    /// Sets the entry's counters and extremes to `f`.
+    pub fn set_figures(&mut self, f: &EntryFigures) {
+        self.num_requests = f.num_requests;
+        self.num_none_requests = f.num_none_requests;
+        self.num_failures = f.num_failures;
+        self.total_response_time = f.total_response_time;
+        self.min_response_time = f.min_response_time;
+        self.max_response_time = f.max_response_time;
+        self.total_content_length = f.total_content_length;
+        self.start_time = f.start_time;
+        self.last_request_timestamp = f.last_request_timestamp;
     }
 
     /// Takes the snapshot `extend` takes: keyed by the merged last second, when it moved on.
@@ -618,11 +662,16 @@ impl StatsEntry {
     }
 }
 
-/// Adds `src` into `dst` key by key.
-pub(crate) fn add_maps<K: Ord + Copy>(dst: &mut BTreeMap<K, u64>, src: &BTreeMap<K, u64>) {
-    for (&k, &v) in src {
+/// Adds `(key, count)` pairs into `dst` key by key.
+fn add_pairs<K: Ord>(dst: &mut BTreeMap<K, u64>, src: impl IntoIterator<Item = (K, u64)>) {
+    for (k, v) in src {
         *dst.entry(k).or_insert(0) += v;
     }
+}
+
+/// A map's `(key, count)` pairs by value.
+fn pairs<K: Copy>(m: &BTreeMap<K, u64>) -> impl Iterator<Item = (K, u64)> + '_ {
+    m.iter().map(|(&k, &v)| (k, v))
 }
 
 fn windowed_rate(per_sec: &BTreeMap<i64, u64>, total: &StatsEntry) -> PyNum {

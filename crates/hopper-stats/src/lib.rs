@@ -37,7 +37,7 @@ pub use csv_out::{
 };
 pub use entry::{
     bucket_response_time, calculate_response_time_percentile, diff_response_time_dicts, new_hdr,
-    next_creation_order, percentile_label, CachedResponseTimes, StatsEntry,
+    next_creation_order, percentile_label, CachedResponseTimes, EntryFigures, StatsEntry,
     CURRENT_RESPONSE_TIME_PERCENTILE_WINDOW, HDR_MAX_US, PERCENTILES_TO_CHART,
     PERCENTILES_TO_REPORT, PERCENTILES_TO_STATISTICS, RESPONSE_TIMES_CACHE_SIZE,
 };
