@@ -14,6 +14,7 @@ use hopper_core::{AnyUserClass, Runner, RunnerObserver, RunnerState, SessionHand
 use hopper_stats::web_json::WorkerRow;
 use rmpv::Value;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -240,6 +241,8 @@ pub struct MasterRunner {
     port: u16,
     /// Set once the session exists: the message task asks it to redistribute users.
     session: Arc<OnceLock<SessionHandle>>,
+    /// See [`MessageHandler::messages_read`].
+    messages_read: Arc<AtomicU64>,
     _tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -269,12 +272,14 @@ impl MasterRunner {
             publish_due: Arc::default(),
         }));
         let session = Arc::new(OnceLock::new());
+        let messages_read = Arc::new(AtomicU64::new(0));
         let handler = MessageHandler {
             shared: shared.clone(),
             sender: sender.clone(),
             session: session.clone(),
             feeds: Arc::default(),
             quit_when_last_worker_quits: options.quit_when_last_worker_quits,
+            messages_read: messages_read.clone(),
         };
         let tasks = vec![
             tokio::spawn(handler.clone().receive(incoming)),
@@ -290,6 +295,7 @@ impl MasterRunner {
             options,
             port,
             session,
+            messages_read,
             _tasks: tasks,
         })
     }
@@ -320,19 +326,23 @@ impl MasterRunner {
         for id in &ids {
             send(&self.sender, "quit", Value::Nil, id);
         }
-        // Thousands of workers take a while to confirm: the wait goes on while confirmations
-        // keep coming (each extends it by QUIT_SLACK), up to QUIT_SLACK_MAX in all.
+        // Thousands of workers take a while to confirm, and a master that fell behind reads
+        // their confirmations only after the reports queued before them: the wait goes on
+        // while confirmations come or messages are still being read (each extends it by
+        // QUIT_SLACK), up to QUIT_SLACK_MAX in all.
         let started = Instant::now();
         let cap = started + self.options.stop_timeout + QUIT_SLACK_MAX;
         let mut until = started + self.options.stop_timeout + QUIT_SLACK;
         let mut left = lock(&self.shared).live_count();
+        let mut read = self.messages_read.load(Ordering::Relaxed);
         while Instant::now() < until && left > 0 {
             tokio::time::sleep(Duration::from_millis(20)).await;
             let now_left = lock(&self.shared).live_count();
-            if now_left < left {
+            let now_read = self.messages_read.load(Ordering::Relaxed);
+            if now_left < left || now_read > read {
                 until = until.max((Instant::now() + QUIT_SLACK).min(cap));
             }
-            left = now_left;
+            (left, read) = (now_left, now_read);
         }
         if left > 0 {
             tracing::warn!(target: "hopper.runners", "{left} workers did not confirm the quit; their last statistics may be missing");
@@ -603,6 +613,9 @@ struct MessageHandler {
     feeds: Arc<Mutex<BTreeMap<String, FeedLedger>>>,
     /// See [`MasterOptions::quit_when_last_worker_quits`].
     quit_when_last_worker_quits: bool,
+    /// Messages read from workers so far: while a master that fell behind still works
+    /// through what they sent, their quit confirmations are yet to come.
+    messages_read: Arc<AtomicU64>,
 }
 
 /// What the master knows of one queue feeder's leases.
@@ -624,6 +637,7 @@ impl MessageHandler {
         // Reports are read into one set of buffers, reused for the next report.
         let mut flat = wire::FlatReport::default();
         while let Some(Incoming { identity, payload }) = incoming.recv().await {
+            self.messages_read.fetch_add(1, Ordering::Relaxed);
             // Reports and heartbeats are nearly all the traffic: read them straight from the
             // bytes; anything else, or anything unusual, takes the reference path.
             let now = hopper_stats::now_epoch();
