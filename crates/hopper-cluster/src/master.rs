@@ -855,7 +855,7 @@ impl MessageHandler {
         }
     }
 
-    /// Merges a report; returns its entries once merged, for reuse.
+    /// Merges a report read by the reference path.
     fn stats(&self, id: &str, report: Result<wire::StatsReport, wire::WireError>) {
         if !self.accepts_report(id) {
             return;
@@ -867,43 +867,18 @@ impl MessageHandler {
                 return;
             }
         };
-        // A Locust worker sends only the rounded buckets: the precise histograms get their
-        // share from those, so percentiles over mixed workers stay whole. A Hopper worker's
-        // exact buckets go in as they are.
-        let from_buckets = report.hdr.is_none();
-        hopper_stats::global()
-            .lock()
-            .merge_worker_report_with(&report.report, |i, merged| {
-                if from_buckets {
-                    let sent = i.map_or(&report.report.stats_total, |i| &report.report.stats[i]);
-                    wire::record_buckets(sent, &mut merged.hdr);
-                } else {
-                    report.record_hdr(i, merged);
-                }
-            });
-        let user_count = report.user_count;
-        self.after_report(
-            id,
-            &report.extra,
-            &mut report.user_classes_count,
-            user_count,
-        );
+        report.merge_into(&mut hopper_stats::global().lock());
+        let r = &mut report;
+        self.after_report(id, &r.extra, &mut r.user_classes_count, r.user_count);
     }
 
     /// [`MessageHandler::stats`] for a report read by the fast path: merged straight from
     /// its buffers.
-    fn stats_read(&self, id: &str, report: &mut wire::FlatReport) {
-        if !self.accepts_report(id) {
-            return;
+    fn stats_read(&self, id: &str, r: &mut wire::FlatReport) {
+        if self.accepts_report(id) {
+            r.merge_into(&mut hopper_stats::global().lock());
+            self.after_report(id, &r.extra, &mut r.user_classes_count, r.user_count);
         }
-        report.merge_into(&mut hopper_stats::global().lock());
-        let user_count = report.user_count;
-        self.after_report(
-            id,
-            &report.extra,
-            &mut report.user_classes_count,
-            user_count,
-        );
     }
 
     /// Whether a report from `id` counts: from a known worker, or one that stopped lately.

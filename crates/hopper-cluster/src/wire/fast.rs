@@ -205,11 +205,8 @@ impl FlatReport {
         self.hdr_payload.is_some()
     }
 
-    /// Adds the report to a master's statistics, as
-    /// [`RequestStats::merge_worker_report_with`] merges the same report read by
-    /// [`StatsReport::from_value`], with its precise buckets recorded into the merged
-    /// entries' histograms, or, from a Locust worker that sends none, its rounded buckets
-    /// (see [`super::approximate_hdr_from_buckets`]).
+    /// Adds the report to a master's statistics exactly as [`StatsReport::merge_into`] adds
+    /// the same report read by [`StatsReport::from_value`].
     pub fn merge_into(&self, stats: &mut RequestStats) {
         let mut key = (String::new(), String::new());
         for e in self.entries() {
@@ -1064,17 +1061,6 @@ mod tests {
 
     #[test]
     fn merging_from_the_buffers_equals_merging_the_reference_reading() {
-        // As the master merges a report the reference path read (`MessageHandler::stats`).
-        let reference_merge = |stats: &mut RequestStats, r: &StatsReport| {
-            stats.merge_worker_report_with(&r.report, |i, merged| {
-                if r.hdr.is_none() {
-                    let sent = i.map_or(&r.report.stats_total, |i| &r.report.stats[i]);
-                    crate::wire::record_buckets(sent, &mut merged.hdr);
-                } else {
-                    r.record_hdr(i, merged);
-                }
-            });
-        };
         let mut fast = RequestStats::new(true, 1000.0);
         let mut reference = RequestStats::new(true, 1000.0);
         let mut flat = FlatReport::default();
@@ -1089,7 +1075,7 @@ mod tests {
             let Ok(Some(HotMessage::Stats { report, .. })) = check::reference(&bytes, NOW) else {
                 panic!("the reference did not read a report")
             };
-            reference_merge(&mut reference, &report);
+            report.merge_into(&mut reference);
         }
         assert!(fast.total.num_requests > 0 && !fast.total.hdr.is_empty());
         assert_eq!(merged_parts(&fast), merged_parts(&reference));

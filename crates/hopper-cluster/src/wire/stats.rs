@@ -313,6 +313,22 @@ impl StatsReport {
         }
     }
 
+    /// Adds the report to a master's statistics: its entries, failures and total, and
+    /// their precise times into the merged entries' histograms. A Locust worker sends only
+    /// the rounded buckets: the precise histograms get their share from those (see
+    /// [`super::approximate_hdr_from_buckets`]), so percentiles over mixed workers stay whole.
+    pub fn merge_into(&self, stats: &mut hopper_stats::RequestStats) {
+        let r = &self.report;
+        stats.merge_worker_report_with(r, |i, merged| {
+            if self.hdr.is_none() {
+                let sent = i.map_or(&r.stats_total, |i| &r.stats[i]);
+                hdr::record_buckets(sent, &mut merged.hdr);
+            } else {
+                self.record_hdr(i, merged);
+            }
+        });
+    }
+
     /// Records the precise times the report carried into the master's entries, as
     /// [`hopper_stats::RequestStats::merge_worker_report_with`] hands them over: `index`
     /// is the report entry's (`None` for the total). A report without them adds nothing.
