@@ -199,15 +199,8 @@ impl EntryFigures {
     /// Zero counts, started at `start_time`: what an entry without any figures has.
     pub fn empty(start_time: f64) -> Self {
         EntryFigures {
-            num_requests: 0,
-            num_none_requests: 0,
-            num_failures: 0,
-            total_response_time: 0.0,
-            min_response_time: None,
-            max_response_time: 0.0,
-            total_content_length: 0,
             start_time,
-            last_request_timestamp: None,
+            ..EntryFigures::default()
         }
     }
 
@@ -304,8 +297,8 @@ impl StatsEntry {
     /// An entry that only carries figures read from elsewhere (a worker's report off the
     /// wire), never recorded into: its histogram is a tiny empty placeholder rather than a
     /// full microsecond one (16 KB), because a report's precise times travel apart from its
-    /// entries and go straight into the master's own histograms. A master reads tens of
-    /// thousands of these a second.
+    /// entries and go straight into the master's own histograms. The reference reading of a
+    /// worker's report builds these (a master's fast path merges without them).
     pub fn new_carrier(name: &str, method: &str, now: f64) -> Self {
         StatsEntry::new_bare(name, method, now)
     }

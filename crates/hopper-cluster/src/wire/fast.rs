@@ -232,7 +232,7 @@ impl FlatReport {
         if self.has_hdr() {
             record_samples(&self.hdr[e.hdr.clone()], &mut into.hdr);
         } else {
-            record_bucket_pairs(times, &mut into.hdr);
+            record_bucket_pairs(times.iter().copied(), &mut into.hdr);
         }
     }
 

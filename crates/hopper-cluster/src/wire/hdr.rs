@@ -270,20 +270,17 @@ pub fn approximate_hdr_from_buckets(e: &StatsEntry) -> Histogram<u64> {
 /// bucket's value: what [`approximate_hdr_from_buckets`] builds, added straight into a
 /// master's own histogram (no histogram per report entry).
 pub fn record_buckets(e: &StatsEntry, h: &mut Histogram<u64>) {
-    for (&bucket_ms, &count) in &e.response_times {
-        record_bucket(bucket_ms, count, h);
-    }
+    record_bucket_pairs(e.response_times.iter().map(|(&ms, &count)| (ms, count)), h);
 }
 
 /// [`record_buckets`] from `(ms, count)` pairs.
-pub(crate) fn record_bucket_pairs(buckets: &[(u64, u64)], h: &mut Histogram<u64>) {
-    for &(bucket_ms, count) in buckets {
-        record_bucket(bucket_ms, count, h);
+pub(crate) fn record_bucket_pairs(
+    buckets: impl IntoIterator<Item = (u64, u64)>,
+    h: &mut Histogram<u64>,
+) {
+    for (bucket_ms, count) in buckets {
+        let _ = h.record_n(bucket_ms.saturating_mul(1000).min(HDR_MAX_US), count);
     }
-}
-
-fn record_bucket(bucket_ms: u64, count: u64, h: &mut Histogram<u64>) {
-    let _ = h.record_n(bucket_ms.saturating_mul(1000).min(HDR_MAX_US), count);
 }
 
 #[cfg(test)]
